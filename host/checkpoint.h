@@ -1,0 +1,49 @@
+// checkpoint.h: a model directory (config.json + model.safetensors) that Hugging Face transformers
+// loads, and the training state that lets a killed run resume exactly.
+//
+// Layout written by save_checkpoint(out_dir, step, ...):
+//   out_dir/checkpoint-000123/config.json          HF config
+//   out_dir/checkpoint-000123/model.safetensors    HF tensor names, f32 (or bf16/f16 if asked)
+//   out_dir/checkpoint-000123/train_state.safetensors   AdamW moments "adam.m"/"adam.v" (flat, in
+//                                                   ParamLayout order) + metadata strings (step, RNG,
+//                                                   data position, ...)
+//   out_dir/latest                                 text file naming the newest complete checkpoint
+// A checkpoint is built in a temporary directory and renamed into place, then `latest` is replaced
+// atomically, so a run killed at any moment leaves the previous checkpoint usable.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "params.h"
+#include "safetensors.h"
+
+namespace rusca {
+
+// Loads every parameter of `layout` from a model directory (model.safetensors, or shards listed in
+// model.safetensors.index.json) or from a single .safetensors file. Missing tensors, wrong shapes,
+// unknown extra tensors and unreadable files are errors naming the file and tensor. A tied model
+// tolerates (and ignores) a stored lm_head.weight.
+template <typename Real>
+void load_params(const std::string& path, const ParamLayout& layout, Real* params);
+
+// Writes config.json + model.safetensors into `dir` (created if needed) in dtype F32, BF16 or F16.
+void save_model(const std::string& dir, const ModelConfig& config, const ParamLayout& layout,
+                const float* params, DType dtype = DType::F32);
+
+struct TrainState {
+    std::vector<float> m, v;                     // AdamW moments, one per parameter
+    std::map<std::string, std::string> meta;     // step, rng, data position, ... (caller's keys)
+};
+
+// Saves model + train state as out_dir/checkpoint-<step> and points out_dir/latest at it.
+// Returns the checkpoint directory.
+std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config,
+                            const ParamLayout& layout, const float* params, const TrainState& state);
+// The directory `latest` names, or "" when out_dir holds no checkpoint.
+std::string latest_checkpoint(const std::string& out_dir);
+// Reads train_state.safetensors of a checkpoint directory; sizes are checked against `layout`.
+TrainState load_train_state(const std::string& ckpt_dir, const ParamLayout& layout);
+
+}  // namespace rusca

@@ -1,0 +1,30 @@
+// main.cpp: the rusca binary. One subcommand per job; every error ends as one line
+// "rusca: error: <what, naming the file / line / tensor / flag>" and exit status 1.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli.h"
+#include "error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"rusca: Rubric-Scaffolded RL (RuscaRL) trainer for Llama/Qwen-family models, C++/CUDA"};
+    app.require_subcommand(1);
+    app.fallthrough(false);
+    rusca::add_info_command(app);
+    rusca::add_sft_command(app);
+    rusca::add_tokenizer_command(app);
+    rusca::add_bench_command(app);
+    rusca::add_forward_command(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const rusca::Error& e) {
+        std::fprintf(stderr, "rusca: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "rusca: error: out of host memory\n");
+        return 1;
+    }
+    return 0;
+}
