@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help exits 0; a bad flag or value prints CLI11's message (it names the flag) and exits 2.
+        return app.exit(e) == 0 ? 0 : 2;
     } catch (const rusca::Error& e) {
         std::fprintf(stderr, "rusca: error: %s\n", e.what());
         return 1;

@@ -34,6 +34,8 @@ struct TokenizerTrainOptions {
     int vocab_size = 512;
     std::string model_type = "bpe";  // bpe | unigram
     std::vector<std::string> user_symbols;  // extra special pieces (e.g. chat markers)
+    bool byte_fallback = true;  // unseen characters become byte pieces instead of <unk>
+    bool quiet = false;         // silence sentencepiece's progress log (tests)
 };
 void train_tokenizer(const TokenizerTrainOptions& opt);
 

@@ -1,0 +1,48 @@
+// device.cu: checked-call reporting and the device query behind `rusca info`.
+#include <string>
+
+#include "common.cuh"
+#include "host/error.h"
+#include "host/gpu.h"
+
+namespace rusca::cuda {
+
+void check_cuda(cudaError_t err, const char* file, int line) {
+    if (err == cudaSuccess) return;
+    std::string msg = std::string(file) + ":" + std::to_string(line) + ": CUDA error " + cudaGetErrorName(err) +
+                      ": " + cudaGetErrorString(err);
+    if (err == cudaErrorMemoryAllocation) msg += " (out of GPU memory: try a smaller batch or sequence length)";
+    throw Error(msg);
+}
+
+}  // namespace rusca::cuda
+
+namespace rusca {
+
+bool cuda_built() { return true; }
+
+std::vector<GpuInfo> list_gpus(std::string* why_none) {
+    std::vector<GpuInfo> gpus;
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        if (why_none) *why_none = err != cudaSuccess ? cudaGetErrorString(err) : "no CUDA device found";
+        cudaGetLastError();  // clear the sticky error so later calls start clean
+        return gpus;
+    }
+    for (int i = 0; i < count; i++) {
+        cudaDeviceProp prop;
+        CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
+        GpuInfo g;
+        g.index = i;
+        g.name = prop.name;
+        g.cc_major = prop.major, g.cc_minor = prop.minor, g.sm_count = prop.multiProcessorCount;
+        CUDA_CHECK(cudaSetDevice(i));
+        CUDA_CHECK(cudaMemGetInfo(&g.free_bytes, &g.total_bytes));
+        gpus.push_back(g);
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+    return gpus;
+}
+
+}  // namespace rusca

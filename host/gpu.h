@@ -1,0 +1,21 @@
+// gpu.h: what the host needs to know about GPUs, without including CUDA headers.
+// In a CPU-only build (no nvcc) these report that CUDA was not built.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace rusca {
+
+struct GpuInfo {
+    int index = 0;
+    std::string name;
+    int cc_major = 0, cc_minor = 0, sm_count = 0;
+    size_t total_bytes = 0, free_bytes = 0;
+};
+
+bool cuda_built();
+// Visible GPUs; when there are none, `why_none` (if given) says why (no driver, no device, ...).
+std::vector<GpuInfo> list_gpus(std::string* why_none = nullptr);
+
+}  // namespace rusca

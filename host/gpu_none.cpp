@@ -1,0 +1,15 @@
+// gpu_none.cpp: the GPU query of a CPU-only build (compiled to nothing when CUDA is built).
+#ifndef RUSCA_CUDA
+#include "gpu.h"
+
+namespace rusca {
+
+bool cuda_built() { return false; }
+
+std::vector<GpuInfo> list_gpus(std::string* why_none) {
+    if (why_none) *why_none = "this rusca was built without CUDA (nvcc was not found at build time)";
+    return {};
+}
+
+}  // namespace rusca
+#endif

@@ -1,0 +1,164 @@
+// sft.cpp: the supervised training loop. Reads top to bottom: set up (model, data, optimizer,
+// resume), then per step: batch -> forward -> backward -> clip + AdamW -> log -> checkpoint.
+#include "sft.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "fileio.h"
+#include "model.h"
+#include "rng.h"
+#include "sft_data.h"
+#include "tokenizer/tokenizer.h"
+
+namespace rusca {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+ModelConfig config_for(const SftOptions& opt) {
+    check(opt.model.empty() != opt.init_config.empty(), "give exactly one of --model DIR or --init-config FILE");
+    return load_config(opt.model.empty() ? opt.init_config : opt.model + "/config.json");
+}
+
+// Keeps metrics lines of steps <= `step`: a resumed run rewrites what the killed run logged after
+// its last checkpoint, so the file never holds a step twice.
+void trim_metrics(const std::string& path, long step) {
+    if (!file_exists(path)) return;
+    std::istringstream in(read_file(path));
+    std::string line, kept;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.value("step", 0L) <= step) kept += line + "\n";
+    }
+    write_file_atomic(path, kept);
+}
+
+std::string meta_get(const TrainState& s, const std::string& key, const std::string& ckpt) {
+    auto it = s.meta.find(key);
+    check(it != s.meta.end(), ckpt + "/train_state.safetensors: metadata \"" + key + "\" is missing");
+    return it->second;
+}
+
+}  // namespace
+
+float lr_at(const SftOptions& opt, int step) {
+    if (step <= opt.warmup) return opt.lr * float(step) / float(std::max(opt.warmup, 1));
+    if (opt.schedule == "constant") return opt.lr;
+    double progress = double(step - opt.warmup) / double(std::max(opt.steps - opt.warmup, 1));
+    double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(progress, 1.0)));
+    return float(opt.lr * (opt.min_lr_ratio + (1.0 - opt.min_lr_ratio) * cosine));
+}
+
+SftResult run_sft(const SftOptions& opt) {
+    if (opt.threads > 0) omp_set_num_threads(opt.threads);
+    check(opt.schedule == "cosine" || opt.schedule == "constant",
+          "--schedule: \"" + opt.schedule + "\" (expected cosine or constant)");
+    const ModelConfig config = config_for(opt);
+    Tokenizer tok(opt.tokenizer);
+    check(tok.vocab_size() <= config.vocab_size,
+          opt.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
+              std::to_string(config.vocab_size));
+    SftDataset data(opt.data, tok, opt.seq);
+    std::unique_ptr<Model> model = make_cpu_model(config);
+    const ParamLayout& layout = model->layout;
+    AdamW adam(layout, opt.adam);
+    EpochSampler sampler(data.size(), opt.seed);
+    if (opt.model.empty()) init_params(layout, model->params(), opt.seed);
+    else load_params(opt.model, layout, model->params());
+
+    // Resume: weights, AdamW moments and step, data position, from out/latest.
+    int start = 0;
+    const std::string metrics_path = opt.out + "/metrics.jsonl";
+    std::string ckpt = opt.resume ? latest_checkpoint(opt.out) : "";
+    if (opt.resume && ckpt.empty() && !opt.quiet)
+        std::fprintf(stderr, "rusca sft: no checkpoint in %s, starting from step 0\n", opt.out.c_str());
+    if (!ckpt.empty()) {
+        load_params(ckpt, layout, model->params());
+        TrainState st = load_train_state(ckpt, layout);
+        for (const char* key : {"batch", "seq"}) {
+            std::string want = std::to_string(std::string(key) == "batch" ? opt.batch : opt.seq);
+            check(meta_get(st, key, ckpt) == want, ckpt + ": checkpoint was trained with --" + key + " " +
+                                                      meta_get(st, key, ckpt) + ", this run asks for " + want);
+        }
+        start = std::stoi(meta_get(st, "step", ckpt));
+        adam.t = std::stoi(meta_get(st, "adam_t", ckpt));
+        adam.m = std::move(st.m), adam.v = std::move(st.v);
+        sampler.restore(std::stol(meta_get(st, "epoch", ckpt)), std::stol(meta_get(st, "cursor", ckpt)));
+        trim_metrics(metrics_path, start);
+        if (!opt.quiet) std::fprintf(stderr, "rusca sft: resumed from %s (step %d)\n", ckpt.c_str(), start);
+    }
+    make_dirs(opt.out);
+    std::ofstream metrics(metrics_path, std::ios::app);
+    check(metrics.good(), metrics_path + ": cannot open for writing");
+
+    auto save = [&](int step, float loss) {
+        TrainState st{adam.m, adam.v, {}};
+        st.meta = {{"step", std::to_string(step)},      {"adam_t", std::to_string(adam.t)},
+                   {"epoch", std::to_string(sampler.epoch)}, {"cursor", std::to_string(sampler.cursor)},
+                   {"batch", std::to_string(opt.batch)},  {"seq", std::to_string(opt.seq)},
+                   {"seed", std::to_string(opt.seed)},    {"data", opt.data},
+                   {"loss", std::to_string(loss)}};
+        return save_checkpoint(opt.out, step, config, layout, model->params(), st);
+    };
+
+    g_stop_signal = 0;
+    auto old_int = std::signal(SIGINT, on_stop_signal);
+    auto old_term = std::signal(SIGTERM, on_stop_signal);
+    SftResult result;
+    const int B = opt.batch, T = opt.seq;
+    std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+    float loss = 0;
+    int step = start;
+    while (step < opt.steps && !g_stop_signal) {
+        step++;
+        auto t0 = std::chrono::steady_clock::now();
+        for (int b = 0; b < B; b++) data.get(sampler.next(), &tokens[size_t(b) * T], &targets[size_t(b) * T]);
+        model->zero_grad();
+        loss = model->forward(tokens.data(), targets.data(), B, T);
+        nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens", model->counted_tokens()}};
+        const float lr = lr_at(opt, step);
+        if (std::isfinite(loss)) {
+            model->backward();
+            try {
+                m["grad_norm"] = adam.step(model->params(), model->grads(), lr);
+            } catch (const Error& e) {
+                m["skipped"] = e.what();
+            }
+        } else {
+            m["skipped"] = "non-finite loss; update skipped";
+        }
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        m["lr"] = lr, m["ms"] = secs * 1e3, m["tokens_per_s"] = double(B) * T / secs;
+        metrics << m.dump() << "\n" << std::flush;
+        result.losses.push_back(loss);
+        if (!opt.quiet)
+            std::fprintf(stderr, "step %5d/%d | loss %.4f | grad %.3f | lr %.2e | %.0f ms | %.0f tok/s%s\n", step,
+                         opt.steps, loss, m.value("grad_norm", 0.0f), lr, secs * 1e3, double(B) * T / secs,
+                         m.contains("skipped") ? " | SKIPPED" : "");
+        if (opt.save_every > 0 && step % opt.save_every == 0 && step < opt.steps)
+            result.last_checkpoint = save(step, loss);
+    }
+    if (step > start) result.last_checkpoint = save(step, loss);
+    else result.last_checkpoint = ckpt;
+    result.interrupted = g_stop_signal != 0;
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+    if (!opt.quiet)
+        std::fprintf(stderr, "rusca sft: %s at step %d; checkpoint %s\n",
+                     result.interrupted ? "interrupted" : "done", step, result.last_checkpoint.c_str());
+    return result;
+}
+
+}  // namespace rusca
