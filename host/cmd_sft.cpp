@@ -41,6 +41,8 @@ void add_sft_command(CLI::App& app) {
     cmd->add_option("--save-every", opt->save_every, "Checkpoint every N steps (0: at the end only)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--stop-at", opt->stop_at, "Save and stop after this step; --resume continues (time-limited jobs)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in --out");
     cmd->add_option("--threads", opt->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", opt->quiet, "No progress lines");

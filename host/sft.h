@@ -21,6 +21,7 @@ struct SftOptions {
     AdamWConfig adam;
     uint64_t seed = 1337;
     int save_every = 0;  // 0: only at the end (and on SIGINT / SIGTERM)
+    int stop_at = 0;     // save and stop after this step, keeping the --steps schedule (time-limited jobs)
     bool resume = false;
     int threads = 0;     // OpenMP threads; 0 keeps the default
     bool quiet = false;  // no progress lines
