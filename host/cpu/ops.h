@@ -57,6 +57,15 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
                         const Real* k, const Real* v, const Real* att, int B, int T, int Hq, int Hkv,
                         int D);
 
+// Attention of n new query rows over a KV cache made of two segments: a shared, read-only prefix
+// (pk, pv: [Lp, Hkv, D], e.g. a prompt prefilled once for G rollouts, or a judged response shared by
+// its criteria) followed by the sequence's own keys (ok, ov: [Lo, Hkv, D]), whose last n rows belong
+// to the new queries. Query i (of n) sits at position Lp + Lo - n + i and sees every prefix row and
+// own rows 0 .. Lo - n + i (causal). q, out: [n, Hq, D]. Decode is n = 1; judge suffixes are short n.
+template <typename Real>
+void kv_attention_forward(Real* out, const Real* q, const Real* pk, const Real* pv, int Lp, const Real* ok,
+                          const Real* ov, int Lo, int n, int Hq, int Hkv, int D);
+
 // SwiGLU: out = silu(gate) * up, elementwise over n values.
 template <typename Real>
 void swiglu_forward(Real* out, const Real* gate, const Real* up, size_t n);
