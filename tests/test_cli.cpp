@@ -1,0 +1,106 @@
+// test_cli.cpp: the rusca binary as a user runs it: help, flag errors that name the flag, clear
+// errors for bad files, and a SIGTERM'd training run that saves and resumes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "host/fileio.h"
+
+using namespace rusca;
+
+namespace {
+
+struct Result {
+    int status;
+    std::string out;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+    char tmpl[] = "/tmp/rusca_cli_XXXXXX";
+    int fd = mkstemp(tmpl);
+    close(fd);
+    int rc = std::system(("build/rusca " + args + " > " + tmpl + " 2>&1").c_str());
+    Result r{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_file(tmpl)};
+    unlink(tmpl);
+    return r;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(Cli, HelpListsSubcommands) {
+    Result r = run("--help");
+    EXPECT_EQ(r.status, 0);
+    for (const char* sub : {"sft", "info", "tokenizer", "bench", "forward"}) EXPECT_TRUE(contains(r.out, sub)) << sub;
+    r = run("sft --help");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_TRUE(contains(r.out, "--resume"));
+}
+
+TEST(Cli, BadFlagsAreNamed) {
+    Result r = run("sft --data data/tiny_sft.jsonl --tokenizer data/tokenizer.model --bogus 3");
+    EXPECT_NE(r.status, 0);
+    EXPECT_TRUE(contains(r.out, "--bogus")) << r.out;
+    r = run("sft --data data/tiny_sft.jsonl --tokenizer data/tokenizer.model --init-config data/tiny_config.json --batch abc");
+    EXPECT_NE(r.status, 0);
+    EXPECT_TRUE(contains(r.out, "--batch")) << r.out;
+    r = run("nosuchcommand");
+    EXPECT_NE(r.status, 0);
+}
+
+TEST(Cli, InfoReportsGpusOrTheirAbsence) {
+    Result r = run("info");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_TRUE(contains(r.out, "GPU")) << r.out;
+}
+
+TEST(Cli, UnsupportedConfigIsAClearError) {
+    char dir[] = "/tmp/rusca_cli_cfg_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string cfg = std::string(dir) + "/config.json";
+    write_file_atomic(cfg, R"({"model_type": "qwen2", "vocab_size": 512, "hidden_size": 16, "intermediate_size": 8,
+      "num_hidden_layers": 1, "num_attention_heads": 2, "use_sliding_window": true})");
+    Result r = run("sft --init-config " + cfg + " --data data/tiny_sft.jsonl --tokenizer data/tokenizer.model --out " +
+                dir + "/out");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_TRUE(contains(r.out, "rusca: error:") && contains(r.out, cfg) && contains(r.out, "use_sliding_window"))
+        << r.out;
+    std::system((std::string("rm -rf ") + dir).c_str());
+}
+
+TEST(Cli, SigtermSavesACheckpointThatResumes) {
+    char dir[] = "/tmp/rusca_cli_sig_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string out = std::string(dir) + "/run";
+    const std::string args = "sft --init-config data/tiny_config.json --data data/tiny_corpus.txt --tokenizer "
+                             "data/tokenizer.model --batch 2 --seq 32 --steps 100000 --quiet --out " + out;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", ("exec build/rusca " + args + " >/dev/null 2>&1").c_str(), (char*)nullptr);
+        _exit(127);
+    }
+    // wait for a few logged steps, then ask it to stop as a cluster scheduler would
+    for (int i = 0; i < 600 && !(file_exists(out + "/metrics.jsonl") && read_file(out + "/metrics.jsonl").size() > 300); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 130);
+    ASSERT_TRUE(file_exists(out + "/latest"));
+    std::string latest = read_file(out + "/latest");
+    const long saved = std::stol(latest.substr(latest.find('-') + 1));
+    EXPECT_GT(saved, 0);
+    Result r = run(args.substr(0, args.find("--steps")) + "--steps " + std::to_string(saved + 2) + " --resume --out " + out);
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_TRUE(file_exists(out + "/checkpoint-" + std::string(6 - std::to_string(saved + 2).size(), '0') +
+                            std::to_string(saved + 2)));
+    std::system((std::string("rm -rf ") + dir).c_str());
+}
+
+}  // namespace
