@@ -135,7 +135,9 @@ int sample_row(std::vector<double>& p, const float* logits, int V, const Samplin
     return token;
 }
 
-void check_vocab(int V) { check(V > 0, "sampler: vocabulary size must be > 0 (got " + std::to_string(V) + ")"); }
+void check_vocab(int V) {
+    check(V > 0, "sampler: vocabulary size must be > 0 (got " + std::to_string(V) + ")");
+}
 
 template <typename T>
 void check_field(bool ok, const char* field, const char* rule, T value) {
