@@ -1,0 +1,38 @@
+// generate.h: rollouts. For each prompt, G completions, each after its own token prefix (the
+// scaffold system turn, possibly empty) placed before the chat-templated prompt tokens. Rollouts
+// whose full prefix (prefix + prompt) is identical share one prefill: its KV cache is computed once
+// and read by each of them, never copied. Sampling is seeded per rollout and per step (counter-based
+// RNG), so a seed reproduces the same tokens whatever the batch composition.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/infer.h"
+#include "cpu/sampler.h"
+
+namespace rusca {
+
+struct PromptGroup {
+    std::vector<int> prompt;                 // chat-templated prompt, ends where the answer starts
+    std::vector<std::vector<int>> prefixes;  // one per rollout (G = prefixes.size()); may be empty
+};
+
+struct GenerateOptions {
+    cpu::SamplingParams sampling;
+    int max_new_tokens = 256;
+    std::vector<int> stop_tokens;  // generation of a rollout ends after emitting one of these
+    uint64_t seed = 0;
+};
+
+struct Completion {
+    std::vector<int> tokens;      // generated tokens, the stop token included when one was hit
+    std::vector<float> logprobs;  // log-prob of each under the temperature-scaled model
+    bool stopped = false;         // true: ended on a stop token; false: hit max_new_tokens
+};
+
+// Completions [group][rollout]. Rollout r of the whole call (groups flattened in order) draws its
+// random numbers from counter (seed, r, step).
+std::vector<std::vector<Completion>> generate(const CpuInference& model, const std::vector<PromptGroup>& groups,
+                                              const GenerateOptions& opt);
+
+}  // namespace rusca
