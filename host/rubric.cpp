@@ -1,0 +1,153 @@
+// rubric.cpp: loading HealthBench JSONL (strictly: every bad field is an error naming its line)
+// and the rubric reward and benchmark score.
+#include "rubric.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "error.h"
+#include "rng.h"
+
+namespace rusca {
+
+namespace {
+
+using nlohmann::json;
+
+std::vector<std::string> string_list(const json& j, const char* key, const std::string& where) {
+    std::vector<std::string> out;
+    if (!j.contains(key)) return out;  // tags are optional
+    const json& v = j[key];
+    check(v.is_array(), where + key + " must be a list of strings");
+    for (const json& s : v) {
+        check(s.is_string(), where + key + " must be a list of strings");
+        out.push_back(s.get<std::string>());
+    }
+    return out;
+}
+
+// Points must be integers; 5.0 is accepted (float-writing converters are common), 2.5 is not.
+int parse_points(const json& c, const std::string& field) {
+    const char* msg = " must be an integer";
+    check(c.contains("points") && c["points"].is_number(), field + msg);
+    const json& p = c["points"];
+    double v = p.is_number_integer() ? double(p.get<int64_t>()) : p.get<double>();
+    check(std::floor(v) == v && std::fabs(v) <= INT_MAX, field + msg);
+    return int(v);
+}
+
+std::vector<Message> parse_prompt(const json& j, const std::string& where) {
+    check(j.contains("prompt") && j["prompt"].is_array(), where + "field \"prompt\" must be a list of messages");
+    check(!j["prompt"].empty(), where + "field \"prompt\" is empty");
+    std::vector<Message> msgs;
+    for (const json& m : j["prompt"]) {
+        const std::string at = where + "prompt[" + std::to_string(msgs.size()) + "]";
+        check(m.is_object(), at + " must be an object with \"role\" and \"content\"");
+        check(m.contains("role") && m["role"].is_string(), at + ".role must be a string");
+        check(m.contains("content") && m["content"].is_string(), at + ".content must be a string");
+        Message msg{m["role"].get<std::string>(), m["content"].get<std::string>()};
+        check(msg.role == "system" || msg.role == "user" || msg.role == "assistant",
+              at + ".role \"" + msg.role + "\" must be system, user or assistant");
+        msgs.push_back(std::move(msg));
+    }
+    check(msgs.back().role == "user",
+          where + "the last prompt turn must be from the user, not \"" + msgs.back().role + "\"");
+    return msgs;
+}
+
+std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
+    check(j.contains("rubrics") && j["rubrics"].is_array() && !j["rubrics"].empty(),
+          where + "field \"rubrics\" must be a non-empty list");
+    std::vector<Criterion> out;
+    for (const json& c : j["rubrics"]) {
+        const std::string at = where + "rubrics[" + std::to_string(out.size()) + "]";
+        check(c.is_object(), at + " must be an object with \"criterion\" and \"points\"");
+        check(c.contains("criterion") && c["criterion"].is_string(), at + ".criterion must be a string");
+        Criterion crit;
+        crit.text = c["criterion"].get<std::string>();
+        crit.points = parse_points(c, at + ".points");
+        crit.tags = string_list(c, "tags", at + ".");
+        out.push_back(std::move(crit));
+    }
+    return out;
+}
+
+RubricExample parse_example(const std::string& line, const std::string& where, long lineno) {
+    json j;
+    try {
+        j = json::parse(line);
+    } catch (const json::parse_error& e) {
+        throw Error(where + "invalid JSON (" + e.what() + ")");
+    }
+    check(j.is_object(), where + "expected a JSON object");
+    RubricExample ex;
+    ex.prompt_id = "line-" + std::to_string(lineno);
+    if (j.contains("prompt_id")) {
+        check(j["prompt_id"].is_string(), where + "field \"prompt_id\" must be a string");
+        ex.prompt_id = j["prompt_id"].get<std::string>();
+    }
+    const std::string at = where + "prompt " + ex.prompt_id + ": ";  // later errors name the example
+    ex.prompt = parse_prompt(j, at);
+    ex.rubrics = parse_rubrics(j, at);
+    ex.example_tags = string_list(j, "example_tags", at + "field ");
+    // Without positive points the reward's denominator is zero: the example cannot be scored.
+    auto positive = [](const Criterion& c) { return c.points > 0; };
+    bool any_positive = std::any_of(ex.rubrics.begin(), ex.rubrics.end(), positive);
+    check(any_positive, where + "prompt " + ex.prompt_id + " has no criterion with positive points");
+    return ex;
+}
+
+}  // namespace
+
+std::vector<RubricExample> load_rubric_jsonl(const std::string& path) {
+    std::ifstream f(path);
+    check(f.good(), path + ": cannot open rubric data file");
+    std::vector<RubricExample> out;
+    std::string line;
+    for (long lineno = 1; std::getline(f, line); lineno++) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        out.push_back(parse_example(line, path + ":" + std::to_string(lineno) + ": ", lineno));
+    }
+    check(!out.empty(), path + ": no examples (empty file?)");
+    return out;
+}
+
+double rubric_reward(const RubricExample& ex, const std::vector<bool>& met) {
+    check(met.size() == ex.rubrics.size(), "rubric_reward: prompt " + ex.prompt_id + " has " +
+                                               std::to_string(ex.rubrics.size()) + " criteria but " +
+                                               std::to_string(met.size()) + " judgements were given");
+    long earned = 0, possible = 0;
+    for (size_t k = 0; k < met.size(); k++) {
+        if (met[k]) earned += ex.rubrics[k].points;
+        if (ex.rubrics[k].points > 0) possible += ex.rubrics[k].points;
+    }
+    check(possible > 0, "rubric_reward: prompt " + ex.prompt_id + " has no criterion with positive points");
+    return double(earned) / double(possible);
+}
+
+double clipped_mean_score(const std::vector<double>& rewards) {
+    check(!rewards.empty(), "clipped_mean_score: no rewards");
+    double sum = 0;
+    for (double r : rewards) sum += r;
+    return std::clamp(sum / double(rewards.size()), 0.0, 1.0);
+}
+
+double bootstrap_std(const std::vector<double>& rewards, int samples, uint64_t seed) {
+    check(!rewards.empty() && samples > 0, "bootstrap_std: needs rewards and a positive sample count");
+    Rng rng(seed);
+    std::vector<double> resample(rewards.size()), scores(samples);
+    for (double& s : scores) {
+        for (double& r : resample) r = rewards[rng.below(rewards.size())];
+        s = clipped_mean_score(resample);
+    }
+    double mean = 0, var = 0;
+    for (double s : scores) mean += s;
+    mean /= samples;
+    for (double s : scores) var += (s - mean) * (s - mean);
+    return std::sqrt(var / samples);
+}
+
+}  // namespace rusca
