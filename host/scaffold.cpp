@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "error.h"
+#include "template_file.h"
 #include "fileio.h"
 
 namespace rusca {
@@ -75,32 +76,9 @@ std::vector<int> select_criteria(int n, int k, Rng& rng) {
 
 namespace {
 
-const char* kSections[] = {"header", "include", "avoid", "item", "footer"};
-
-std::string without_trailing_space(std::string s) {
-    while (!s.empty() && std::isspace((unsigned char)s.back())) s.pop_back();
-    return s;
-}
-
-// A section's lines joined by '\n', blank lines at either end dropped (they only space the file).
-std::string join_section(const std::vector<std::string>& lines) {
-    size_t a = 0, b = lines.size();
-    while (a < b && without_trailing_space(lines[a]).empty()) a++;
-    while (b > a && without_trailing_space(lines[b - 1]).empty()) b--;
-    std::string out;
-    for (size_t i = a; i < b; i++) out += (i > a ? "\n" : "") + lines[i];
-    return out;
-}
-
-// One pass, so a criterion that itself contains "{points}" is left alone.
+// "{points}" is the size of the points: the heading already says include or avoid.
 std::string render_item(const std::string& item, const Criterion& c) {
-    std::string out;
-    for (size_t i = 0; i < item.size();) {
-        if (item.compare(i, 11, "{criterion}") == 0) out += c.text, i += 11;
-        else if (item.compare(i, 8, "{points}") == 0) out += std::to_string(std::abs(c.points)), i += 8;
-        else out += item[i++];
-    }
-    return out;
+    return substitute(item, {{"{criterion}", c.text}, {"{points}", std::to_string(std::abs(c.points))}});
 }
 
 void add_block(std::string& out, const std::string& block) {
@@ -113,29 +91,9 @@ void add_block(std::string& out, const std::string& block) {
 ScaffoldTemplate ScaffoldTemplate::load(const std::string& path) { return parse(read_file(path), path); }
 
 ScaffoldTemplate ScaffoldTemplate::parse(const std::string& text, const std::string& name) {
-    std::map<std::string, std::vector<std::string>> sec;
-    std::string current;  // "" until the first section marker: the documentation preamble
-    std::istringstream in(text);
-    std::string line;
-    for (int lineno = 1; std::getline(in, line); lineno++) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        const std::string t = without_trailing_space(line), where = name + ":" + std::to_string(lineno) + ": ";
-        if (t.size() >= 2 && t.front() == '[' && t.back() == ']') {
-            current = t.substr(1, t.size() - 2);
-            check(std::find(std::begin(kSections), std::end(kSections), current) != std::end(kSections),
-                  where + "unknown section [" + current + "] (expected header, include, avoid, item or footer)");
-            check(!sec.count(current), where + "section [" + current + "] appears twice");
-            sec[current];
-        } else if (current.empty()) {
-            check(t.empty() || t[0] == '#', where + "text before the first section (comment lines start with '#')");
-        } else {
-            sec[current].push_back(line);
-        }
-    }
-    for (const char* s : {"include", "avoid", "item"})
-        check(sec.count(s), name + ": scaffold template has no [" + std::string(s) + "] section");
-    ScaffoldTemplate tmpl{join_section(sec["header"]), join_section(sec["include"]), join_section(sec["avoid"]),
-                          join_section(sec["item"]), join_section(sec["footer"])};
+    std::map<std::string, std::string> sec =
+        parse_sections(text, name, {"header", "include", "avoid", "item", "footer"}, {"include", "avoid", "item"});
+    ScaffoldTemplate tmpl{sec["header"], sec["include"], sec["avoid"], sec["item"], sec["footer"]};
     check(tmpl.item.find('\n') == std::string::npos && tmpl.item.find("{criterion}") != std::string::npos,
           name + ": [item] must be one line containing {criterion}");
     return tmpl;

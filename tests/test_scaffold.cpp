@@ -172,7 +172,7 @@ TEST(Scaffold, MalformedTemplatesNameFileAndLine) {
               std::string::npos);
     EXPECT_NE(error_of_template(body + "[items]\n").find("t.txt:5: unknown section [items]"), std::string::npos);
     EXPECT_NE(error_of_template(body + "[avoid]\n").find("t.txt:5: section [avoid] appears twice"), std::string::npos);
-    EXPECT_NE(error_of_template(body).find("t.txt: scaffold template has no [item]"), std::string::npos);
+    EXPECT_NE(error_of_template(body).find("t.txt: template has no [item]"), std::string::npos);
     EXPECT_NE(error_of_template(body + "[item]\n- {text}\n").find("t.txt: [item] must be one line"), std::string::npos);
     EXPECT_NE(error_of_template(body + "[item]\n- {criterion}\nmore\n").find("[item] must be one line"),
               std::string::npos);
