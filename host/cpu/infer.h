@@ -29,6 +29,8 @@ public:
                 float* last_logits) const;
     // logits [V] of a hidden state from extend().
     void logits(const float* hidden, float* out) const;
+    // A parameter tensor by its ParamLayout offset (e.g. layout.lm_head).
+    const float* params_of(size_t offset) const { return P(offset); }
 
 private:
     const float* P(size_t offset) const { return offset == kAbsent ? nullptr : params_ + offset; }
