@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rubric.h"
+#include "tokenizer/tokenizer.h"
 
 namespace rusca {
 
@@ -19,5 +20,13 @@ constexpr const char* kImEnd = "<|im_end|>";  // ends an assistant turn: the sto
 std::string render_chat(const std::vector<Message>& messages, bool add_generation_prompt);
 // A system turn holding `text`, or "" when text is empty (no scaffold: the prompt is unchanged).
 std::string render_system_turn(const std::string& text);
+
+// Prompt tokens ready for generation (ends with the assistant turn's opening), without BOS.
+std::vector<int> chat_prompt_tokens(const Tokenizer& tok, const std::vector<Message>& messages);
+// What goes before the prompt tokens: BOS (if the tokenizer has one), then the system turn holding
+// `system_text` (the scaffold), or nothing more when it is empty.
+std::vector<int> chat_prefix_tokens(const Tokenizer& tok, const std::string& system_text);
+// Tokens that end an assistant turn: <|im_end|> when the tokenizer has it as one piece, and EOS.
+std::vector<int> chat_stop_tokens(const Tokenizer& tok);
 
 }  // namespace rusca

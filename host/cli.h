@@ -11,5 +11,7 @@ void add_sft_command(CLI::App& app);        // cmd_sft.cpp: supervised fine-tuni
 void add_tokenizer_command(CLI::App& app);  // cmd_tokenizer.cpp: train / encode / decode
 void add_bench_command(CLI::App& app);      // cmd_bench.cpp: benchmarks with PyTorch next to us
 void add_forward_command(CLI::App& app);    // cmd_forward.cpp: logits of a checkpoint for given tokens
+void add_generate_command(CLI::App& app);   // cmd_generate.cpp: JSONL prompts -> sampled completions
+void add_judge_command(CLI::App& app);      // cmd_judge.cpp: responses x rubrics -> verdicts, rewards
 
 }  // namespace rusca

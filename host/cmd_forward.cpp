@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <sstream>
 
-#include "checkpoint.h"
 #include "cli.h"
 #include "error.h"
 #include "model.h"
@@ -46,9 +45,8 @@ void add_forward_command(CLI::App& app) {
     cmd->add_option("--tokens", a->tokens, "Token ids separated by spaces, e.g. \"1 5 9\"")->required();
     cmd->add_option("--out", a->out, "Write tensor \"logits\" [T, V] (F32) to this .safetensors file");
     cmd->callback([a] {
-        ModelConfig config = load_config(a->model + "/config.json");
-        std::unique_ptr<Model> model = make_cpu_model(config);
-        load_params(a->model, model->layout, model->params());
+        std::unique_ptr<Model> model = load_cpu_model(a->model);
+        const ModelConfig& config = model->config;
         std::vector<int> ids = parse_tokens(a->tokens);
         const int T = int(ids.size()), V = config.vocab_size;
         model->forward(ids.data(), nullptr, 1, T);

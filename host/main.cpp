@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
     rusca::add_tokenizer_command(app);
     rusca::add_bench_command(app);
     rusca::add_forward_command(app);
+    rusca::add_generate_command(app);
+    rusca::add_judge_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

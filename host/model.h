@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config.h"
@@ -42,5 +43,7 @@ void init_params(const ParamLayout& layout, float* params, uint64_t seed, float 
 
 // The CPU reference backend (fp32). Its graph is CpuModel<Real> in host/cpu/cpu_model.h.
 std::unique_ptr<Model> make_cpu_model(const ModelConfig& c);
+// A model directory (config.json + safetensors weights) loaded into the CPU backend.
+std::unique_ptr<Model> load_cpu_model(const std::string& dir);
 
 }  // namespace rusca

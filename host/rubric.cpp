@@ -40,7 +40,9 @@ int parse_points(const json& c, const std::string& field) {
 }
 
 std::vector<Message> parse_prompt(const json& j, const std::string& where) {
-    check(j.contains("prompt") && j["prompt"].is_array(), where + "field \"prompt\" must be a list of messages");
+    if (j.contains("prompt") && j["prompt"].is_string()) return {{"user", j["prompt"].get<std::string>()}};
+    check(j.contains("prompt") && j["prompt"].is_array(),
+          where + "field \"prompt\" must be a list of messages (or a string)");
     check(!j["prompt"].empty(), where + "field \"prompt\" is empty");
     std::vector<Message> msgs;
     for (const json& m : j["prompt"]) {
@@ -75,7 +77,9 @@ std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
     return out;
 }
 
-RubricExample parse_example(const std::string& line, const std::string& where, long lineno) {
+}  // namespace
+
+RubricExample parse_rubric_line(const std::string& line, const std::string& where, long lineno, bool need_rubrics) {
     json j;
     try {
         j = json::parse(line);
@@ -91,8 +95,9 @@ RubricExample parse_example(const std::string& line, const std::string& where, l
     }
     const std::string at = where + "prompt " + ex.prompt_id + ": ";  // later errors name the example
     ex.prompt = parse_prompt(j, at);
-    ex.rubrics = parse_rubrics(j, at);
     ex.example_tags = string_list(j, "example_tags", at + "field ");
+    if (!need_rubrics && !j.contains("rubrics")) return ex;
+    ex.rubrics = parse_rubrics(j, at);
     // Without positive points the reward's denominator is zero: the example cannot be scored.
     auto positive = [](const Criterion& c) { return c.points > 0; };
     bool any_positive = std::any_of(ex.rubrics.begin(), ex.rubrics.end(), positive);
@@ -100,16 +105,14 @@ RubricExample parse_example(const std::string& line, const std::string& where, l
     return ex;
 }
 
-}  // namespace
-
-std::vector<RubricExample> load_rubric_jsonl(const std::string& path) {
+std::vector<RubricExample> load_rubric_jsonl(const std::string& path, bool need_rubrics) {
     std::ifstream f(path);
     check(f.good(), path + ": cannot open rubric data file");
     std::vector<RubricExample> out;
     std::string line;
     for (long lineno = 1; std::getline(f, line); lineno++) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        out.push_back(parse_example(line, path + ":" + std::to_string(lineno) + ": ", lineno));
+        out.push_back(parse_rubric_line(line, path + ":" + std::to_string(lineno) + ": ", lineno, need_rubrics));
     }
     check(!out.empty(), path + ": no examples (empty file?)");
     return out;

@@ -30,7 +30,11 @@ struct RubricExample {
 // Reads JSONL, one {"prompt_id", "prompt": [{"role", "content"}], "rubrics": [{"criterion",
 // "points", "tags"}], "example_tags"} per line; blank lines are skipped. Any malformed line is an
 // Error starting "path:line:" and naming the field. A missing prompt_id becomes "line-<n>".
-std::vector<RubricExample> load_rubric_jsonl(const std::string& path);
+// A "prompt" may also be a plain string (one user turn). With need_rubrics = false, lines without
+// "rubrics" are accepted (prompts to generate from).
+std::vector<RubricExample> load_rubric_jsonl(const std::string& path, bool need_rubrics = true);
+// One line of such a file; `where` ("path:line: ") prefixes every error.
+RubricExample parse_rubric_line(const std::string& line, const std::string& where, long lineno, bool need_rubrics);
 
 // sum(points of met criteria) / sum(positive points). Not clipped: missing everything good and
 // hitting something bad gives a negative reward, which is the signal GRPO needs.

@@ -9,7 +9,11 @@
 #include <chrono>
 #include <thread>
 
+#include <algorithm>
+
+#include "host/checkpoint.h"
 #include "host/fileio.h"
+#include "host/model.h"
 
 using namespace rusca;
 
@@ -101,6 +105,42 @@ TEST(Cli, SigtermSavesACheckpointThatResumes) {
     EXPECT_TRUE(file_exists(out + "/checkpoint-" + std::string(6 - std::to_string(saved + 2).size(), '0') +
                             std::to_string(saved + 2)));
     std::system((std::string("rm -rf ") + dir).c_str());
+}
+
+}  // namespace
+
+namespace {
+
+// A random model with the shipped tokenizer's vocabulary and room for HealthBench-length prompts.
+std::string write_random_model(const std::string& dir) {
+    ModelConfig c = load_config("data/tiny_config.json");
+    c.max_position_embeddings = 8192;
+    ParamLayout layout(c);
+    std::vector<float> params(layout.total);
+    init_params(layout, params.data(), 3, 0.2f);
+    save_model(dir, c, layout, params.data());
+    return dir;
+}
+
+TEST(Cli, GenerateThenJudgeHealthBench) {
+    const std::string hb = "../shared/data/healthbench/healthbench_500_public.jsonl";
+    if (!file_exists(hb)) GTEST_SKIP() << "HealthBench sample not present";
+    char dir[] = "/tmp/rusca_cli_gj_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string d = dir, model = write_random_model(d + "/model");
+    Result r = run("generate --model " + model + " --tokenizer data/tokenizer.model --prompts " + hb +
+                   " --limit 2 --n 3 --max-new-tokens 8 --seed 1 --out " + d + "/gen.jsonl");
+    ASSERT_EQ(r.status, 0) << r.out;
+    std::string gen = read_file(d + "/gen.jsonl");
+    EXPECT_EQ(std::count(gen.begin(), gen.end(), '\n'), 6);
+    r = run("judge --judge " + model + " --tokenizer data/tokenizer.model --data " + hb + " --responses " + d +
+            "/gen.jsonl --out " + d + "/verdicts.jsonl");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_TRUE(contains(r.out, "criteria/s")) << r.out;
+    std::string verdicts = read_file(d + "/verdicts.jsonl");
+    EXPECT_EQ(std::count(verdicts.begin(), verdicts.end(), '\n'), 6);
+    EXPECT_TRUE(contains(verdicts, "\"p_yes\"") && contains(verdicts, "\"reward\""));
+    std::system(("rm -rf " + d).c_str());
 }
 
 }  // namespace

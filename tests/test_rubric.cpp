@@ -115,7 +115,7 @@ TEST(Rubric, EveryMalformedLineNamesFileLineAndField) {
         {"[1, 2]", "expected a JSON object"},
         {R"({"prompt_id": 7, "prompt": [], "rubrics": []})", "\"prompt_id\" must be a string"},
         {R"({"prompt_id": "hb-1", "rubrics": )" + rub + "}", "prompt hb-1: field \"prompt\" must be a list"},
-        {line("\"hello\"", rub), "prompt hb-1: field \"prompt\" must be a list"},
+        {line("5", rub), "prompt hb-1: field \"prompt\" must be a list"},
         {line("[]", rub), "prompt hb-1: field \"prompt\" is empty"},
         {line("[\"hi\"]", rub), "prompt[0] must be an object"},
         {line(R"([{"role": "bot", "content": "q"}])", rub), "prompt[0].role \"bot\" must be system, user or assistant"},

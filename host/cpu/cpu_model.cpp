@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "host/checkpoint.h"
 #include "host/error.h"
 #include "host/model.h"
 #include "host/rng.h"
@@ -225,6 +226,12 @@ private:
 }  // namespace
 
 std::unique_ptr<Model> make_cpu_model(const ModelConfig& c) { return std::make_unique<CpuBackend>(c); }
+
+std::unique_ptr<Model> load_cpu_model(const std::string& dir) {
+    std::unique_ptr<Model> m = make_cpu_model(load_config(dir + "/config.json"));
+    load_params(dir, m->layout, m->params());
+    return m;
+}
 
 void init_params(const ParamLayout& layout, float* params, uint64_t seed, float std) {
     Rng rng(seed);

@@ -1,0 +1,146 @@
+// cmd_judge.cpp: `rusca judge`: responses x rubric criteria -> verdicts, p(yes) and rewards.
+// Responses come inline ("response": str or "responses": [str] on each rubric line) or from a
+// `rusca generate` output file joined by prompt_id.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "error.h"
+#include "judge.h"
+#include "model.h"
+#include "rubric.h"
+
+namespace rusca {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct JudgeArgs {
+    std::string judge, tokenizer, data, responses, out, templ = "data/judge_template.txt";
+    std::string yes = " yes", no = " no";
+    int limit = 0;
+};
+
+// Examples with their responses, from the rubric file's own "response(s)" fields.
+void read_inline(const std::string& path, std::vector<RubricExample>& examples,
+                 std::vector<std::vector<std::string>>& responses) {
+    std::ifstream f(path);
+    check(f.good(), path + ": cannot open");
+    std::string line;
+    for (long lineno = 1; std::getline(f, line); lineno++) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string where = path + ":" + std::to_string(lineno) + ": ";
+        examples.push_back(parse_rubric_line(line, where, lineno, true));
+        json j = json::parse(line);
+        std::vector<std::string> r;
+        if (j.contains("response") && j["response"].is_string()) r.push_back(j["response"]);
+        if (j.contains("responses") && j["responses"].is_array())
+            for (const json& x : j["responses"]) {
+                check(x.is_string(), where + "field \"responses\" must hold strings");
+                r.push_back(x);
+            }
+        check(!r.empty(), where + "no \"response\" or \"responses\" field (or pass --responses FILE)");
+        responses.push_back(r);
+    }
+}
+
+// Responses from `rusca generate` output: {"prompt_id", "completion"} per line.
+std::map<std::string, std::vector<std::string>> read_generated(const std::string& path) {
+    std::ifstream f(path);
+    check(f.good(), path + ": cannot open");
+    std::map<std::string, std::vector<std::string>> by_id;
+    std::string line;
+    for (long lineno = 1; std::getline(f, line); lineno++) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string where = path + ":" + std::to_string(lineno) + ": ";
+        json j = json::parse(line, nullptr, false);
+        check(!j.is_discarded() && j.is_object(), where + "invalid JSON");
+        check(j.contains("prompt_id") && j["prompt_id"].is_string() && j.contains("completion") &&
+                  j["completion"].is_string(),
+              where + "expected {\"prompt_id\": str, \"completion\": str}");
+        by_id[j["prompt_id"]].push_back(j["completion"]);
+    }
+    return by_id;
+}
+
+void run_judge(const JudgeArgs& a) {
+    std::vector<RubricExample> examples;
+    std::vector<std::vector<std::string>> responses;
+    if (a.responses.empty()) {
+        read_inline(a.data, examples, responses);
+    } else {
+        examples = load_rubric_jsonl(a.data);
+        auto by_id = read_generated(a.responses);
+        std::vector<RubricExample> kept;
+        for (const RubricExample& ex : examples)
+            if (by_id.count(ex.prompt_id)) kept.push_back(ex), responses.push_back(by_id[ex.prompt_id]);
+        check(!kept.empty(), a.responses + ": no completion matches a prompt_id of " + a.data);
+        examples = kept;
+    }
+    if (a.limit > 0 && size_t(a.limit) < examples.size()) examples.resize(a.limit), responses.resize(a.limit);
+
+    std::unique_ptr<Model> model = load_cpu_model(a.judge);
+    Tokenizer tok(a.tokenizer);
+    CpuInference inf(model->config, model->params());
+    Judge judge(inf, tok, JudgeTemplate::load(a.templ), a.yes, a.no);
+    std::vector<JudgeItem> items;
+    for (size_t e = 0; e < examples.size(); e++)
+        for (const std::string& r : responses[e]) items.push_back({&examples[e], r});
+
+    auto t0 = std::chrono::steady_clock::now();
+    auto verdicts = judge.judge(items);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    std::ofstream out(a.out);
+    check(out.good(), a.out + ": cannot open for writing");
+    std::vector<double> rewards;
+    long criteria = 0;
+    for (size_t i = 0, e = 0, k = 0; i < items.size(); i++) {
+        const RubricExample& ex = *items[i].example;
+        std::vector<bool> met;
+        json list = json::array();
+        for (size_t c = 0; c < ex.rubrics.size(); c++) {
+            const Verdict& v = verdicts[i][c];
+            met.push_back(v.met);
+            list.push_back({{"criterion", ex.rubrics[c].text}, {"points", ex.rubrics[c].points}, {"met", v.met},
+                            {"p_yes", v.p_yes}});
+        }
+        criteria += long(met.size());
+        rewards.push_back(rubric_reward(ex, met));
+        json row = {{"prompt_id", ex.prompt_id}, {"response_index", k}, {"reward", rewards.back()}, {"criteria", list}};
+        out << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+        if (++k == responses[e].size()) e++, k = 0;
+    }
+    double mean = 0;
+    for (double r : rewards) mean += r / double(rewards.size());
+    std::fprintf(stderr,
+                 "rusca judge: %zu responses, %ld criteria in %.2f s (%.1f criteria/s); mean reward %.4f, "
+                 "score (mean clipped to [0,1]) %.4f -> %s\n",
+                 items.size(), criteria, secs, criteria / secs, mean, clipped_mean_score(rewards), a.out.c_str());
+}
+
+}  // namespace
+
+void add_judge_command(CLI::App& app) {
+    auto a = std::make_shared<JudgeArgs>();
+    CLI::App* cmd = app.add_subcommand("judge", "Judge responses against rubrics with a yes/no judge model (CPU backend)");
+    cmd->add_option("--judge", a->judge, "Judge model directory")->required()->check(CLI::ExistingDirectory);
+    cmd->add_option("--tokenizer", a->tokenizer, "The judge's sentencepiece .model")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--data", a->data, "Rubric JSONL (HealthBench format); with \"response\"/\"responses\" unless --responses")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--responses", a->responses, "`rusca generate` output to judge, joined by prompt_id")->check(CLI::ExistingFile);
+    cmd->add_option("--out", a->out, "Output JSONL: verdicts and reward per response")->required();
+    cmd->add_option("--template", a->templ, "Judge prompt template")->capture_default_str()->check(CLI::ExistingFile);
+    cmd->add_option("--yes", a->yes, "Answer word for met (its first token is compared)")->capture_default_str();
+    cmd->add_option("--no", a->no, "Answer word for not met")->capture_default_str();
+    cmd->add_option("--limit", a->limit, "Judge only the first N examples (0: all)")->check(CLI::NonNegativeNumber);
+    cmd->callback([a] { run_judge(*a); });
+}
+
+}  // namespace rusca
