@@ -28,6 +28,10 @@ public:
     // Adds d(loss)/d(params) of the last forward into the gradients (call zero_grad first).
     virtual void backward() = 0;
     virtual void zero_grad() = 0;
+    // Final-norm hidden states [B*T, C] of tokens [B, T] (no LM head), and the backward from
+    // d(hidden) (adds into the gradients; the LM head's gradient is the caller's to add).
+    virtual const float* forward_hidden(const int* tokens, int B, int T) = 0;
+    virtual void backward_hidden(const float* dhidden) = 0;
     // Logits [B, T, V] of the last forward, in fp32 on the host.
     virtual std::vector<float> logits() const = 0;
     // Positions that counted in the last loss.

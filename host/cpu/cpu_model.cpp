@@ -33,7 +33,7 @@ void CpuModel<Real>::resize(int B, int T) {
     if (B == B_ && T == T_) return;
     B_ = B, T_ = T;
     const size_t N = size_t(B) * T, C = config.hidden_size, F = config.intermediate_size;
-    const size_t Q = config.q_dim(), KV = config.kv_dim(), V = config.vocab_size;
+    const size_t Q = config.q_dim(), KV = config.kv_dim();
     const size_t Hq = config.num_heads, Hkv = config.num_kv_heads;
     a_.layers.resize(config.num_layers);
     for (Layer& l : a_.layers) {
@@ -47,12 +47,10 @@ void CpuModel<Real>::resize(int B, int T) {
         for (auto* v : {&l.gate, &l.up, &l.act}) v->resize(N * F);
     }
     a_.res_out.resize(N * C), a_.lnf.resize(N * C), a_.rstdf.resize(N);
-    a_.logits.resize(N * V), a_.losses.resize(N);
     d_.res.resize(N * C), d_.ln.resize(N * C);
     for (auto* v : {&d_.att_out, &d_.q, &d_.q_pre}) v->resize(N * Q);
     for (auto* v : {&d_.k, &d_.v, &d_.k_pre}) v->resize(N * KV);
     for (auto* v : {&d_.act, &d_.gate, &d_.up}) v->resize(N * F);
-    d_.logits.resize(N * V), d_.losses.resize(N);
     pos_.resize(N);
     for (size_t n = 0; n < N; n++) pos_[n] = int(n % T);
 }
@@ -94,7 +92,7 @@ void CpuModel<Real>::layer_forward(int l, const Real* x, Real* out) {
 }
 
 template <typename Real>
-Real CpuModel<Real>::forward(const int* tokens, const int* targets, int B, int T) {
+const std::vector<Real>& CpuModel<Real>::forward_hidden(const int* tokens, int B, int T) {
     using namespace cpu;
     const ModelConfig& c = config;
     check(B > 0 && T > 0, "forward: batch and sequence length must be positive");
@@ -108,10 +106,6 @@ Real CpuModel<Real>::forward(const int* tokens, const int* targets, int B, int T
                                                    " at position " + std::to_string(n) +
                                                    " is outside the vocabulary (size " + std::to_string(V) + ")");
     tokens_.assign(tokens, tokens + N);
-    targets_.assign(N, -1);
-    counted_ = 0;
-    if (targets) targets_.assign(targets, targets + N);
-
     std::vector<Real> h(size_t(N) * C), next(size_t(N) * C);
     embedding_forward(h.data(), tokens, P(layout.embed), N, C);
     for (int l = 0; l < c.num_layers; l++) {
@@ -120,16 +114,27 @@ Real CpuModel<Real>::forward(const int* tokens, const int* targets, int B, int T
     }
     a_.res_out = h;
     rmsnorm_forward(a_.lnf.data(), a_.rstdf.data(), h.data(), P(layout.final_norm), N, C, c.rms_norm_eps);
-    linear_forward(a_.logits.data(), a_.lnf.data(), P(layout.lm_head), (const Real*)nullptr, N, C, V);
-    if (!targets) return Real(0);
+    return a_.lnf;
+}
 
-    cross_entropy_forward(a_.losses.data(), a_.logits.data(), targets_.data(), N, V);
-    double sum = 0;
-    for (int n = 0; n < N; n++) {
+template <typename Real>
+Real CpuModel<Real>::forward(const int* tokens, const int* targets, int B, int T) {
+    using namespace cpu;
+    const int N = B * T, C = config.hidden_size, V = config.vocab_size;
+    forward_hidden(tokens, B, T);
+    a_.logits.resize(size_t(N) * V), a_.losses.resize(N);
+    linear_forward(a_.logits.data(), a_.lnf.data(), P(layout.lm_head), (const Real*)nullptr, N, C, V);
+    targets_.assign(N, -1);
+    counted_ = 0;
+    if (!targets) return Real(0);
+    targets_.assign(targets, targets + N);
+    for (int n = 0; n < N; n++)
         check(targets_[n] < V, "forward: target id " + std::to_string(targets_[n]) + " at position " +
                                    std::to_string(n) + " is outside the vocabulary");
+    cross_entropy_forward(a_.losses.data(), a_.logits.data(), targets_.data(), N, V);
+    double sum = 0;
+    for (int n = 0; n < N; n++)
         if (targets_[n] >= 0) sum += a_.losses[n], counted_++;
-    }
     return counted_ ? Real(sum / counted_) : Real(0);
 }
 
@@ -180,18 +185,28 @@ void CpuModel<Real>::layer_backward(int l) {
 template <typename Real>
 void CpuModel<Real>::backward() {
     using namespace cpu;
-    check(B_ > 0, "backward called before forward");
-    const ModelConfig& c = config;
-    const int N = B_ * T_, C = c.hidden_size, V = c.vocab_size;
+    check(B_ > 0 && a_.logits.size() == size_t(B_) * T_ * config.vocab_size, "backward called before forward");
+    const int N = B_ * T_, C = config.hidden_size, V = config.vocab_size;
     // loss = sum(losses) / counted, so each counted position's loss has gradient 1 / counted.
-    for (int n = 0; n < N; n++) d_.losses[n] = counted_ ? Real(1) / Real(counted_) : Real(0);
-    zero(d_.logits), zero(d_.ln), zero(d_.res);
+    d_.losses.assign(N, counted_ ? Real(1) / Real(counted_) : Real(0));
+    d_.logits.assign(size_t(N) * V, Real(0));
+    zero(d_.ln);
     cross_entropy_backward(d_.logits.data(), a_.logits.data(), targets_.data(), d_.losses.data(), N, V);
     linear_backward(d_.ln.data(), G(layout.lm_head), (Real*)nullptr, d_.logits.data(), a_.lnf.data(),
                     P(layout.lm_head), N, C, V);
-    rmsnorm_backward(d_.res.data(), G(layout.final_norm), d_.ln.data(), a_.res_out.data(), P(layout.final_norm),
+    std::vector<Real> dhidden = d_.ln;
+    backward_hidden(dhidden.data());
+}
+
+template <typename Real>
+void CpuModel<Real>::backward_hidden(const Real* dhidden) {
+    using namespace cpu;
+    check(B_ > 0, "backward called before forward");
+    const int N = B_ * T_, C = config.hidden_size;
+    zero(d_.res);
+    rmsnorm_backward(d_.res.data(), G(layout.final_norm), dhidden, a_.res_out.data(), P(layout.final_norm),
                      a_.rstdf.data(), N, C);
-    for (int l = c.num_layers - 1; l >= 0; l--) layer_backward(l);
+    for (int l = config.num_layers - 1; l >= 0; l--) layer_backward(l);
     embedding_backward(G(layout.embed), d_.res.data(), tokens_.data(), N, C);
 }
 
@@ -214,6 +229,10 @@ public:
         return m_.forward(tokens, targets, B, T);
     }
     void backward() override { m_.backward(); }
+    const float* forward_hidden(const int* tokens, int B, int T) override {
+        return m_.forward_hidden(tokens, B, T).data();
+    }
+    void backward_hidden(const float* dhidden) override { m_.backward_hidden(dhidden); }
     void zero_grad() override { m_.zero_grad(); }
     std::vector<float> logits() const override { return m_.logits(); }
     long counted_tokens() const override { return m_.counted_tokens(); }

@@ -26,6 +26,10 @@ public:
 
     Real forward(const int* tokens, const int* targets, int B, int T);
     void backward();
+    // The trunk alone: final-norm hidden states [B*T, C], and the backward from their gradient.
+    // The RL loss uses these with its own fused LM-head + loss (no [tokens x vocab] logits).
+    const std::vector<Real>& forward_hidden(const int* tokens, int B, int T);
+    void backward_hidden(const Real* dhidden);
     void zero_grad();
     const std::vector<Real>& logits() const { return a_.logits; }
     long counted_tokens() const { return counted_; }
