@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,38 +16,18 @@
 #include "fileio.h"
 #include "model.h"
 #include "rng.h"
+#include "run_log.h"
 #include "sft_data.h"
+#include "stop_signal.h"
 #include "tokenizer/tokenizer.h"
 
 namespace rusca {
 
 namespace {
 
-volatile std::sig_atomic_t g_stop_signal = 0;
-void on_stop_signal(int sig) { g_stop_signal = sig; }
-
 ModelConfig config_for(const SftOptions& opt) {
     check(opt.model.empty() != opt.init_config.empty(), "give exactly one of --model DIR or --init-config FILE");
     return load_config(opt.model.empty() ? opt.init_config : opt.model + "/config.json");
-}
-
-// Keeps metrics lines of steps <= `step`: a resumed run rewrites what the killed run logged after
-// its last checkpoint, so the file never holds a step twice.
-void trim_metrics(const std::string& path, long step) {
-    if (!file_exists(path)) return;
-    std::istringstream in(read_file(path));
-    std::string line, kept;
-    while (std::getline(in, line)) {
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", 0L) <= step) kept += line + "\n";
-    }
-    write_file_atomic(path, kept);
-}
-
-std::string meta_get(const TrainState& s, const std::string& key, const std::string& ckpt) {
-    auto it = s.meta.find(key);
-    check(it != s.meta.end(), ckpt + "/train_state.safetensors: metadata \"" + key + "\" is missing");
-    return it->second;
 }
 
 // "loss: first 10 steps 6.21 -> last 10 steps 2.87", the demo's one-line verdict.
@@ -96,11 +75,8 @@ SftResult run_sft(const SftOptions& opt) {
     if (!ckpt.empty()) {
         load_params(ckpt, layout, model->params());
         TrainState st = load_train_state(ckpt, layout);
-        for (const char* key : {"batch", "seq"}) {
-            std::string want = std::to_string(std::string(key) == "batch" ? opt.batch : opt.seq);
-            check(meta_get(st, key, ckpt) == want, ckpt + ": checkpoint was trained with --" + key + " " +
-                                                      meta_get(st, key, ckpt) + ", this run asks for " + want);
-        }
+        meta_expect(st, "batch", std::to_string(opt.batch), ckpt);
+        meta_expect(st, "seq", std::to_string(opt.seq), ckpt);
         start = std::stoi(meta_get(st, "step", ckpt));
         adam.t = std::stoi(meta_get(st, "adam_t", ckpt));
         adam.m = std::move(st.m), adam.v = std::move(st.v);
@@ -122,16 +98,14 @@ SftResult run_sft(const SftOptions& opt) {
         return save_checkpoint(opt.out, step, config, layout, model->params(), st);
     };
 
-    g_stop_signal = 0;
-    auto old_int = std::signal(SIGINT, on_stop_signal);
-    auto old_term = std::signal(SIGTERM, on_stop_signal);
+    StopSignals stop;
     SftResult result;
     const int B = opt.batch, T = opt.seq;
     std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
     float loss = 0;
     int step = start;
     const int last = opt.stop_at > 0 ? std::min(opt.stop_at, opt.steps) : opt.steps;
-    while (step < last && !g_stop_signal) {
+    while (step < last && !stop.requested()) {
         step++;
         auto t0 = std::chrono::steady_clock::now();
         for (int b = 0; b < B; b++) data.get(sampler.next(), &tokens[size_t(b) * T], &targets[size_t(b) * T]);
@@ -162,9 +136,7 @@ SftResult run_sft(const SftOptions& opt) {
     }
     if (step > start) result.last_checkpoint = save(step, loss);
     else result.last_checkpoint = ckpt;
-    result.interrupted = g_stop_signal != 0;
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
+    result.interrupted = stop.requested();
     if (!opt.quiet) {
         std::fprintf(stderr, "rusca sft: %s at step %d; checkpoint %s\n",
                      result.interrupted ? "interrupted" : "done", step, result.last_checkpoint.c_str());
