@@ -13,5 +13,7 @@ void add_bench_command(CLI::App& app);      // cmd_bench.cpp: benchmarks with Py
 void add_forward_command(CLI::App& app);    // cmd_forward.cpp: logits of a checkpoint for given tokens
 void add_generate_command(CLI::App& app);   // cmd_generate.cpp: JSONL prompts -> sampled completions
 void add_judge_command(CLI::App& app);      // cmd_judge.cpp: responses x rubrics -> verdicts, rewards
+void add_rl_command(CLI::App& app);         // cmd_rl.cpp: the RuscaRL trainer
+void add_eval_command(CLI::App& app);       // cmd_eval.cpp: held-out rubric score without scaffold
 
 }  // namespace rusca

@@ -43,9 +43,8 @@ void run_generate(const GenerateArgs& a) {
     for (size_t p = 0; p < prompts.size(); p++)
         for (int i = 0; i < a.n; i++) {
             const Completion& c = completions[p][i];
-            std::vector<int> text_ids(c.tokens.begin(), c.tokens.end() - (c.stopped ? 1 : 0));
             nlohmann::json j = {{"prompt_id", prompts[p].prompt_id}, {"sample", i},
-                                {"completion", tok.decode(text_ids)}, {"tokens", c.tokens},
+                                {"completion", completion_text(tok, c)}, {"tokens", c.tokens},
                                 {"logprobs", c.logprobs}, {"finish", c.stopped ? "stop" : "length"}};
             out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
             tokens += long(c.tokens.size());

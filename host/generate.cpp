@@ -38,6 +38,10 @@ Completion decode(const CpuInference& model, const Rollout& r, uint64_t seq_id, 
 
 }  // namespace
 
+std::string completion_text(const Tokenizer& tok, const Completion& c) {
+    return tok.decode(std::vector<int>(c.tokens.begin(), c.tokens.end() - (c.stopped ? 1 : 0)));
+}
+
 std::vector<std::vector<Completion>> generate(const CpuInference& model, const std::vector<PromptGroup>& groups,
                                               const GenerateOptions& opt) {
     opt.sampling.validate();

@@ -9,6 +9,7 @@
 
 #include "cpu/infer.h"
 #include "cpu/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace rusca {
 
@@ -29,6 +30,9 @@ struct Completion {
     std::vector<float> logprobs;  // log-prob of each under the temperature-scaled model
     bool stopped = false;         // true: ended on a stop token; false: hit max_new_tokens
 };
+
+// The completion as text, without its stop token.
+std::string completion_text(const Tokenizer& tok, const Completion& c);
 
 // Completions [group][rollout]. Rollout r of the whole call (groups flattened in order) draws its
 // random numbers from counter (seed, r, step).

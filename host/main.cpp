@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.fallthrough(false);
     rusca::add_info_command(app);
+    rusca::add_rl_command(app);
+    rusca::add_eval_command(app);
     rusca::add_sft_command(app);
     rusca::add_tokenizer_command(app);
     rusca::add_bench_command(app);

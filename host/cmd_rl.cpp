@@ -1,0 +1,81 @@
+// cmd_rl.cpp: `rusca rl`, the RuscaRL trainer from the command line. Defaults are the paper's.
+#include <CLI/CLI.hpp>
+
+#include "cli.h"
+#include "rl.h"
+
+namespace rusca {
+
+void add_rl_command(CLI::App& app) {
+    auto o = std::make_shared<RlOptions>();
+    auto decay = std::make_shared<std::string>("sigmoid");
+    auto agg = std::make_shared<std::string>("token-mean");
+    auto adv = std::make_shared<std::string>("group");
+    CLI::App* cmd = app.add_subcommand("rl", "RuscaRL: GRPO with rubric scaffolds that fade out, judged in process (CPU backend)");
+    auto req_dir = [&](const char* flag, std::string& v, const char* help) {
+        cmd->add_option(flag, v, help)->required()->check(CLI::ExistingDirectory);
+    };
+    req_dir("--policy", o->policy, "Policy model directory (config.json + safetensors)");
+    req_dir("--judge", o->judge, "Judge model directory");
+    cmd->add_option("--tokenizer", o->tokenizer, "The policy's sentencepiece .model")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--judge-tokenizer", o->judge_tokenizer, "The judge's tokenizer (default: the policy's)")->check(CLI::ExistingFile);
+    cmd->add_option("--data", o->data, "Training rubric JSONL (HealthBench format)")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--eval-data", o->eval_data, "Held-out rubric JSONL, scored without scaffold")->check(CLI::ExistingFile);
+    cmd->add_option("--eval-every", o->eval_every, "Evaluate every N steps (and at the end)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--eval-limit", o->eval_limit, "Evaluate on the first N held-out prompts (0: all)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--out", o->out, "Output directory: checkpoints, metrics.jsonl")->capture_default_str();
+    cmd->add_option("--steps", o->steps, "RL steps")->capture_default_str()->check(CLI::Range(1, 1 << 24));
+    cmd->add_option("--prompts-per-step", o->prompts_per_step, "Prompts drawn per step")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--group", o->group, "Rollouts per prompt (G)")->capture_default_str()->check(CLI::Range(1, 4096));
+    cmd->add_option("--updates-per-step", o->updates_per_step, "Minibatches (optimizer steps) per RL step")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--lr", o->lr, "Learning rate (constant)")->capture_default_str()->check(CLI::Range(0.0, 10.0));
+    cmd->add_option("--weight-decay", o->adam.weight_decay, "AdamW weight decay")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--grad-clip", o->adam.grad_clip, "Max global gradient norm (0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--eps-low", o->loss.eps_low, "PPO clip below 1")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--eps-high", o->loss.eps_high, "PPO clip above 1")->capture_default_str()->check(CLI::Range(0.0, 10.0));
+    cmd->add_option("--dual-clip", o->loss.dual_clip_c, "Dual-clip constant c for A < 0 (<= 1: off)")->capture_default_str();
+    cmd->add_option("--beta", o->loss.beta, "k3 KL coefficient (0: no reference model)")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--loss-agg", *agg, "token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}));
+    cmd->add_option("--adv-norm", *adv, "group (std) | none (Dr. GRPO) | batch (batch std)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"group", "none", "batch"}));
+    cmd->add_option("--temperature", o->sampling.temperature, "Sampling temperature (also the loss's)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
+    cmd->add_option("--top-p", o->sampling.top_p, "Nucleus mass (1: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--top-k", o->sampling.top_k, "0: off")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--min-p", o->sampling.min_p, "0: off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--max-new-tokens", o->max_new_tokens, "Response length limit")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--scaffold", *decay, "Scaffold step decay: sigmoid | constant | linear | power | none (plain GRPO)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"sigmoid", "constant", "linear", "power", "none"}));
+    cmd->add_option("--alpha", o->schedule.alpha, "Sigmoid steepness")->capture_default_str();
+    cmd->add_option("--t0", o->schedule.t0, "Sigmoid midpoint (fraction of training)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--power", o->schedule.power, "Exponent of the power decay")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--binary-n", o->schedule.binary_n, "Binary group rule: first N rollouts scaffolded, rest none (-1: off)")
+        ->capture_default_str();
+    cmd->add_option("--scaffold-template", o->scaffold_template, "Scaffold wording")->capture_default_str()->check(CLI::ExistingFile);
+    cmd->add_option("--judge-template", o->judge_template, "Judge prompt")->capture_default_str()->check(CLI::ExistingFile);
+    cmd->add_option("--yes", o->yes, "Judge answer word for met")->capture_default_str();
+    cmd->add_option("--no", o->no, "Judge answer word for not met")->capture_default_str();
+    cmd->add_option("--seed", o->seed, "Seed: data order, scaffolds, sampling")->capture_default_str();
+    cmd->add_option("--save-every", o->save_every, "Checkpoint every N steps (always at the end and on SIGINT/SIGTERM)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--resume", o->resume, "Continue from the latest checkpoint in --out");
+    cmd->add_option("--stop-at", o->stop_at, "Save and stop after this step; --resume continues")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--schedule-only", o->schedule_only, "Log the scaffold plan (lambda, criteria shown) of every step; no training");
+    cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--quiet", o->quiet, "No progress lines");
+    cmd->callback([o, decay, agg, adv] {
+        o->scaffold = *decay != "none";
+        if (o->scaffold) o->schedule.decay = parse_step_decay(*decay);
+        o->loss.agg = cpu::parse_grpo_agg(*agg);
+        o->adv_norm = parse_adv_norm(*adv);
+        RlResult r = run_rl(*o);
+        if (r.interrupted) std::exit(130);
+    });
+}
+
+}  // namespace rusca

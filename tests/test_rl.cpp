@@ -1,0 +1,143 @@
+// test_rl.cpp: `rusca rl` end to end on the CPU with tiny random policy and judge: metrics present
+// and finite, a checkpoint written, a resumed run identical to an uninterrupted one; and the
+// scaffold schedule the trainer logs, recomputed from the formula for a 350-step, G = 8 run.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "host/checkpoint.h"
+#include "host/fileio.h"
+#include "host/model.h"
+#include "host/rl.h"
+
+using namespace rusca;
+using json = nlohmann::json;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/rusca_rl_XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+};
+
+std::string write_model(const std::string& dir, uint64_t seed, float std) {
+    ModelConfig c = load_config("data/tiny_config.json");
+    c.hidden_size = 32, c.intermediate_size = 48, c.num_layers = 2, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 16;
+    ParamLayout layout(c);
+    std::vector<float> params(layout.total);
+    init_params(layout, params.data(), seed, std);
+    save_model(dir, c, layout, params.data());
+    return dir;
+}
+
+// Short prompts in the shipped tokenizer's world; n_criteria criteria each, none with zero points.
+std::string write_rubrics(const std::string& path, int n_prompts, int n_criteria) {
+    std::string out;
+    const char* names[] = {"Mira", "Tobin", "Lila", "Oren"};
+    for (int i = 0; i < n_prompts; i++) {
+        json rubrics = json::array();
+        for (int c = 0; c < n_criteria; c++)
+            rubrics.push_back({{"criterion", "Says fact " + std::to_string(c) + "."}, {"points", c % 3 == 2 ? -2 : c % 5 + 1}});
+        json ex = {{"prompt_id", "p" + std::to_string(i)},
+                   {"prompt", {{{"role", "user"}, {"content", std::string(names[i % 4]) + " is sick. What helps?"}}}},
+                   {"rubrics", rubrics}};
+        out += ex.dump() + "\n";
+    }
+    write_file_atomic(path, out);
+    return path;
+}
+
+std::vector<json> read_metrics(const std::string& path) {
+    std::vector<json> rows;
+    std::istringstream in(read_file(path));
+    for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+    return rows;
+}
+
+// Metrics minus wall-clock fields, which differ between runs by nature.
+json without_timings(json j) {
+    for (auto it = j.begin(); it != j.end();) {
+        const std::string k = it.key();
+        bool timing = k.size() > 2 && (k.substr(k.size() - 2) == "_s" || k.find("per_s") != std::string::npos);
+        it = timing ? j.erase(it) : std::next(it);
+    }
+    return j;
+}
+
+RlOptions tiny_run(const TempDir& d, const std::string& out) {
+    RlOptions o;
+    o.policy = d.path + "/policy", o.judge = d.path + "/judge", o.tokenizer = "data/tokenizer.model";
+    o.data = d.path + "/rubrics.jsonl", o.eval_data = o.data, o.eval_every = 3, o.eval_limit = 2;
+    o.out = d.path + "/" + out;
+    o.steps = 3, o.prompts_per_step = 2, o.group = 4, o.updates_per_step = 2, o.max_new_tokens = 8;
+    o.lr = 1e-3f, o.loss.beta = 0.01, o.quiet = true;
+    return o;
+}
+
+TEST(Rl, EndToEndOnCpuResumesExactly) {
+    TempDir d;
+    write_model(d.path + "/policy", 1, 0.3f);
+    write_model(d.path + "/judge", 2, 3.0f);  // large weights: verdicts vary, so advantages do too
+    write_rubrics(d.path + "/rubrics.jsonl", 5, 4);
+
+    RlOptions full = tiny_run(d, "full");
+    RlResult r = run_rl(full);
+    EXPECT_EQ(r.last_step, 3);
+    EXPECT_TRUE(file_exists(full.out + "/checkpoint-000003/model.safetensors"));
+    std::vector<json> a = read_metrics(full.out + "/metrics.jsonl");
+    ASSERT_EQ(a.size(), 3u);
+    bool some_signal = false;
+    for (const json& m : a) {
+        for (const char* key : {"lambda_step", "reward_mean", "reward_std", "loss", "kl", "clip_frac", "entropy",
+                                "grad_norm", "lr", "rollout_s", "judge_s", "update_s", "response_len_mean",
+                                "met_rate_positive", "met_rate_negative"}) {
+            ASSERT_TRUE(m.contains(key)) << key;
+            EXPECT_TRUE(std::isfinite(m[key].get<double>())) << key;
+        }
+        EXPECT_EQ(m["shown_by_rollout"].size(), 4u);
+        some_signal |= m["reward_std"].get<double>() > 0 && m["grad_norm"].get<double>() > 0;
+    }
+    EXPECT_TRUE(some_signal) << "no step had a reward spread: the test would not exercise the update";
+    EXPECT_TRUE(a.back().contains("eval_score"));
+
+    RlOptions part = tiny_run(d, "part");
+    part.stop_at = 2;
+    run_rl(part);
+    part.stop_at = 0, part.resume = true;
+    run_rl(part);
+    std::vector<json> b = read_metrics(part.out + "/metrics.jsonl");
+    ASSERT_EQ(b.size(), 3u);
+    for (int i = 0; i < 3; i++) EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i + 1;
+    EXPECT_EQ(read_file(full.out + "/checkpoint-000003/model.safetensors"),
+              read_file(part.out + "/checkpoint-000003/model.safetensors"));
+}
+
+TEST(Rl, LoggedScheduleMatchesTheFormula) {
+    TempDir d;
+    write_model(d.path + "/policy", 1, 0.02f);
+    write_rubrics(d.path + "/rubrics.jsonl", 3, 12);
+    RlOptions o = tiny_run(d, "sched");
+    o.eval_data = "", o.steps = 350, o.group = 8, o.prompts_per_step = 1, o.schedule_only = true;
+    run_rl(o);
+    std::vector<json> rows = read_metrics(o.out + "/metrics.jsonl");
+    ASSERT_EQ(rows.size(), 350u);
+    for (int s = 1; s <= 350; s++) {
+        const json& m = rows[s - 1];
+        const double t = double(s - 1) / 349.0, lambda_step = 1.0 / (1.0 + std::exp(125.0 * (t - 0.2)));
+        EXPECT_NEAR(m["lambda_step"].get<double>(), lambda_step, 1e-12) << "step " << s;
+        for (int i = 1; i <= 8; i++) {
+            const double lambda = lambda_step * double(8 - i) / 7.0;
+            EXPECT_NEAR(m["lambda_by_rollout"][i - 1].get<double>(), lambda, 1e-12) << "step " << s << " rollout " << i;
+            EXPECT_EQ(m["shown_by_rollout"][i - 1].get<double>(), std::nearbyint(lambda * 12)) << "step " << s << " rollout " << i;
+        }
+    }
+}
+
+}  // namespace
