@@ -84,7 +84,7 @@ RlOptions tiny_run(const TempDir& d, const std::string& out) {
 TEST(Rl, EndToEndOnCpuResumesExactly) {
     TempDir d;
     write_model(d.path + "/policy", 1, 0.3f);
-    write_model(d.path + "/judge", 2, 3.0f);  // large weights: verdicts vary, so advantages do too
+    write_model(d.path + "/judge", 2, 0.2f);  // weights at which verdicts follow the response, so rewards vary
     write_rubrics(d.path + "/rubrics.jsonl", 5, 4);
 
     RlOptions full = tiny_run(d, "full");
