@@ -1,0 +1,67 @@
+// gpu_test_util.h: what every GPU test shares. A GPU test compares a CUDA kernel with its CPU twin
+// on random (never zero) inputs, outputs poisoned before the launch, with a tolerance fit for bf16:
+// the kernel's error against a double-precision reference may be at most ~2x the error of a naive
+// bf16 computation (inputs and stored outputs rounded to bf16, math in fp32) plus a small floor.
+// Without a GPU (or in a CPU-only build) these tests skip.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "host/gpu.h"
+#include "host/safetensors.h"
+
+#ifdef RUSCA_CUDA
+#include <cuda_bf16.h>
+
+#include "cuda/device_buffer.h"
+#endif
+
+#define SKIP_WITHOUT_GPU()                                                                  \
+    do {                                                                                    \
+        std::string why_;                                                                   \
+        if (rusca::list_gpus(&why_).empty()) GTEST_SKIP() << "no GPU: " << why_;            \
+    } while (0)
+
+namespace rusca::gputest {
+
+// Uniform in [-scale, scale], never exactly zero.
+inline std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> u(-scale, scale);
+    std::vector<float> v(n);
+    for (float& x : v) {
+        do x = u(gen);
+        while (x == 0.0f);
+    }
+    return v;
+}
+
+inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+inline std::vector<float> round_bf16(std::vector<float> v) {
+    for (float& x : v) x = round_bf16(x);
+    return v;
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<double>& ref) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::fabs(double(a[i]) - ref[i]));
+    return m;
+}
+
+#ifdef RUSCA_CUDA
+inline std::vector<__nv_bfloat16> to_device_bf16(const std::vector<float>& v) {
+    std::vector<__nv_bfloat16> out(v.size());
+    for (size_t i = 0; i < v.size(); i++) out[i] = __float2bfloat16(v[i]);
+    return out;
+}
+inline std::vector<float> from_bf16(const std::vector<__nv_bfloat16>& v) {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); i++) out[i] = __bfloat162float(v[i]);
+    return out;
+}
+#endif
+
+}  // namespace rusca::gputest
