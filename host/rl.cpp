@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "chat.h"
@@ -176,32 +177,24 @@ RlResult run_rl(const RlOptions& opt) {
     AdamW adam(layout, o.adam);
     EpochSampler sampler(data.size(), o.seed);
     const std::string metrics_path = o.out + "/metrics.jsonl";
+    // Settings a resumed run must share with the saved one (the schedule depends on steps, ...).
+    const std::map<std::string, std::string> settings = {
+        {"policy", o.policy}, {"seed", std::to_string(o.seed)}, {"steps", std::to_string(o.steps)},
+        {"group", std::to_string(o.group)}, {"prompts_per_step", std::to_string(o.prompts_per_step)}};
     int start = 0;
     std::string ckpt = o.resume ? latest_checkpoint(o.out) : "";
     if (!ckpt.empty()) {
         TrainState st = load_train_state(ckpt, layout);
-        for (auto [key, want] : {std::pair<std::string, std::string>{"policy", o.policy}, {"seed", std::to_string(o.seed)},
-                                 {"steps", std::to_string(o.steps)}, {"group", std::to_string(o.group)},
-                                 {"prompts_per_step", std::to_string(o.prompts_per_step)}})
-            meta_expect(st, key, want, ckpt);
-        load_params(ckpt, layout, policy->params());
-        start = std::stoi(meta_get(st, "step", ckpt));
-        adam.t = std::stoi(meta_get(st, "adam_t", ckpt));
-        adam.m = std::move(st.m), adam.v = std::move(st.v);
-        sampler.restore(std::stol(meta_get(st, "epoch", ckpt)), std::stol(meta_get(st, "cursor", ckpt)));
-        trim_metrics(metrics_path, start);
+        for (const auto& [key, want] : settings) meta_expect(st, key, want, ckpt);
+        start = restore_training(ckpt, st, layout, policy->params(), adam, sampler, metrics_path);
         if (!o.quiet) std::fprintf(stderr, "rusca rl: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
     make_dirs(o.out);
     std::ofstream metrics(metrics_path, std::ios::app);
     check(metrics.good(), metrics_path + ": cannot open for writing");
     auto save = [&](int step) {
-        TrainState st{adam.m, adam.v, {}};
-        st.meta = {{"step", std::to_string(step)},           {"adam_t", std::to_string(adam.t)},
-                   {"epoch", std::to_string(sampler.epoch)},     {"cursor", std::to_string(sampler.cursor)},
-                   {"policy", o.policy},                         {"seed", std::to_string(o.seed)},
-                   {"steps", std::to_string(o.steps)},           {"group", std::to_string(o.group)},
-                   {"prompts_per_step", std::to_string(o.prompts_per_step)}};
+        TrainState st = training_state(step, adam, sampler);
+        st.meta.insert(settings.begin(), settings.end());
         return save_checkpoint(o.out, step, policy->config, layout, policy->params(), st);
     };
 

@@ -32,4 +32,24 @@ void meta_expect(const TrainState& s, const std::string& key, const std::string&
                             " (resume with the same settings)");
 }
 
+TrainState training_state(int step, const AdamW& adam, const EpochSampler& sampler) {
+    TrainState st{adam.m, adam.v, {}};
+    st.meta = {{"step", std::to_string(step)},
+               {"adam_t", std::to_string(adam.t)},
+               {"epoch", std::to_string(sampler.epoch)},
+               {"cursor", std::to_string(sampler.cursor)}};
+    return st;
+}
+
+int restore_training(const std::string& ckpt, const TrainState& st, const ParamLayout& layout, float* params,
+                     AdamW& adam, EpochSampler& sampler, const std::string& metrics_path) {
+    load_params(ckpt, layout, params);
+    const int step = std::stoi(meta_get(st, "step", ckpt));
+    adam.t = std::stoi(meta_get(st, "adam_t", ckpt));
+    adam.m = st.m, adam.v = st.v;
+    sampler.restore(std::stol(meta_get(st, "epoch", ckpt)), std::stol(meta_get(st, "cursor", ckpt)));
+    trim_metrics(metrics_path, step);
+    return step;
+}
+
 }  // namespace rusca

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "checkpoint.h"
+#include "optimizer.h"
+#include "sft_data.h"
 
 namespace rusca {
 
@@ -15,5 +17,13 @@ void trim_metrics(const std::string& path, long step);
 std::string meta_get(const TrainState& state, const std::string& key, const std::string& ckpt);
 // Error unless state.meta[key] == want: a resumed run must be configured like the saved one.
 void meta_expect(const TrainState& state, const std::string& key, const std::string& want, const std::string& ckpt);
+
+// The state every training loop saves: step, AdamW moments and step count, data position. Loops
+// add their own keys (their settings) to meta before saving.
+TrainState training_state(int step, const AdamW& adam, const EpochSampler& sampler);
+// The inverse, from a checkpoint directory: weights into `params`, AdamW, data position; trims
+// metrics_path to the checkpoint's step. Returns that step.
+int restore_training(const std::string& ckpt, const TrainState& state, const ParamLayout& layout, float* params,
+                     AdamW& adam, EpochSampler& sampler, const std::string& metrics_path);
 
 }  // namespace rusca

@@ -73,15 +73,10 @@ SftResult run_sft(const SftOptions& opt) {
     if (opt.resume && ckpt.empty() && !opt.quiet)
         std::fprintf(stderr, "rusca sft: no checkpoint in %s, starting from step 0\n", opt.out.c_str());
     if (!ckpt.empty()) {
-        load_params(ckpt, layout, model->params());
         TrainState st = load_train_state(ckpt, layout);
         meta_expect(st, "batch", std::to_string(opt.batch), ckpt);
         meta_expect(st, "seq", std::to_string(opt.seq), ckpt);
-        start = std::stoi(meta_get(st, "step", ckpt));
-        adam.t = std::stoi(meta_get(st, "adam_t", ckpt));
-        adam.m = std::move(st.m), adam.v = std::move(st.v);
-        sampler.restore(std::stol(meta_get(st, "epoch", ckpt)), std::stol(meta_get(st, "cursor", ckpt)));
-        trim_metrics(metrics_path, start);
+        start = restore_training(ckpt, st, layout, model->params(), adam, sampler, metrics_path);
         if (!opt.quiet) std::fprintf(stderr, "rusca sft: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
     make_dirs(opt.out);
@@ -89,12 +84,9 @@ SftResult run_sft(const SftOptions& opt) {
     check(metrics.good(), metrics_path + ": cannot open for writing");
 
     auto save = [&](int step, float loss) {
-        TrainState st{adam.m, adam.v, {}};
-        st.meta = {{"step", std::to_string(step)},      {"adam_t", std::to_string(adam.t)},
-                   {"epoch", std::to_string(sampler.epoch)}, {"cursor", std::to_string(sampler.cursor)},
-                   {"batch", std::to_string(opt.batch)},  {"seq", std::to_string(opt.seq)},
-                   {"seed", std::to_string(opt.seed)},    {"data", opt.data},
-                   {"loss", std::to_string(loss)}};
+        TrainState st = training_state(step, adam, sampler);
+        st.meta.insert({{"batch", std::to_string(opt.batch)}, {"seq", std::to_string(opt.seq)},
+                        {"seed", std::to_string(opt.seed)}, {"data", opt.data}, {"loss", std::to_string(loss)}});
         return save_checkpoint(opt.out, step, config, layout, model->params(), st);
     };
 

@@ -2,6 +2,8 @@
 // for tiny Qwen2 (untied, QKV bias) and Llama (tied) shapes, sharded loading, mismatch errors,
 // and the crash-safety bookkeeping (`latest`, leftover temp directories).
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 
 #include <cstring>
@@ -15,27 +17,10 @@
 
 namespace rusca {
 namespace {
+using namespace rusca::testutil;
 namespace fs = std::filesystem;
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/rusca_ckpt_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "expected rusca::Error containing \"" << parts[0] << "\"";
-    } catch (const Error& e) {
-        for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-            << "message \"" << e.what() << "\" lacks \"" << p << "\"";
-    }
-}
 
 ModelConfig tiny_config(bool llama_tied) {
     ModelConfig c;

@@ -2,6 +2,8 @@
 // and finite, a checkpoint written, a resumed run identical to an uninterrupted one; and the
 // scaffold schedule the trainer logs, recomputed from the formula for a 350-step, G = 8 run.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 
 #include <cmath>
@@ -14,18 +16,11 @@
 #include "host/rl.h"
 
 using namespace rusca;
+using namespace rusca::testutil;
 using json = nlohmann::json;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/rusca_rl_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
 
 std::string write_model(const std::string& dir, uint64_t seed, float std) {
     ModelConfig c = load_config("data/tiny_config.json");

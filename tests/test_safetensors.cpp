@@ -1,6 +1,8 @@
 // test_safetensors.cpp: safetensors round trips, fp32 <-> bf16/f16 conversion, and one test per
 // kind of malformed file, each checking that the error names the file (and tensor).
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 
 #include <cmath>
@@ -15,27 +17,9 @@
 
 namespace rusca {
 namespace {
+using namespace rusca::testutil;
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/rusca_st_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
-// Runs fn, expecting a rusca::Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "expected rusca::Error containing \"" << parts[0] << "\"";
-    } catch (const Error& e) {
-        for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-            << "message \"" << e.what() << "\" lacks \"" << p << "\"";
-    }
-}
 
 // A file with header `json` (8-byte length prefix) followed by `data_bytes` zero bytes.
 void write_raw_header(const std::string& path, const std::string& json, size_t data_bytes) {

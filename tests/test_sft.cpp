@@ -1,6 +1,8 @@
 // test_sft.cpp: the supervised training loop: loss falls, a resumed run is bit-identical to an
 // uninterrupted one, and bad data is reported with its file and line.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 
 #include <algorithm>
@@ -16,17 +18,10 @@
 #include "tokenizer/tokenizer.h"
 
 using namespace rusca;
+using namespace rusca::testutil;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/rusca_sft_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
 
 const char* kTinyConfig = R"({"model_type": "qwen2", "vocab_size": 512, "hidden_size": 16,
   "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
@@ -44,14 +39,6 @@ SftOptions tiny_options(const TempDir& dir, const std::string& data, const std::
     return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 TEST(Sft, ResumedRunIsBitIdenticalToUninterrupted) {
     TempDir dir;

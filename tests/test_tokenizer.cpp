@@ -2,6 +2,8 @@
 // chat markers, exact round trips) and the wrapper's errors and training path.
 // Tests run from the repository root (tests/main.cpp), so data/ paths resolve.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,6 +18,7 @@
 
 namespace fs = std::filesystem;
 using rusca::Tokenizer;
+using namespace rusca::testutil;
 
 namespace {
 
@@ -33,27 +36,7 @@ std::string read_bytes(const fs::path& p) {
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-// Runs fn and asserts it throws rusca::Error whose message contains `needle`.
-void expect_error_containing(const std::function<void()>& fn, const std::string& needle) {
-    try {
-        fn();
-        ADD_FAILURE() << "no rusca::Error thrown (wanted one mentioning '" << needle << "')";
-    } catch (const rusca::Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << "message '" << e.what() << "' does not mention '" << needle << "'";
-    }
-}
 
-// A fresh directory per test, removed afterwards.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag)
-        : path(fs::temp_directory_path() / ("rusca_" + tag + "_" + std::to_string(getpid()))) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 
@@ -130,32 +113,32 @@ TEST(Tokenizer, UnseenTextFallsBackToBytes) {
 
 TEST(Tokenizer, MissingFileNamesThePath) {
     const std::string path = "data/no_such_tokenizer.model";
-    expect_error_containing([&] { Tokenizer t(path); }, path);
+    expect_error([&] { Tokenizer t(path); }, {path});
 }
 
 TEST(Tokenizer, GarbageFileNamesThePath) {
-    TempDir dir("tok_garbage");
-    const std::string path = (dir.path / "junk.model").string();
+    TempDir dir;
+    const std::string path = dir.file("junk.model");
     std::ofstream(path, std::ios::binary) << "this is not a protobuf \x01\x02\xff\xfe garbage";
-    expect_error_containing([&] { Tokenizer t(path); }, path);
+    expect_error([&] { Tokenizer t(path); }, {path});
 }
 
 TEST(Tokenizer, DecodeRejectsOutOfRangeIds) {
     Tokenizer tok(kModel);
-    expect_error_containing([&] { tok.decode({385, 512}); }, "id 512");
-    expect_error_containing([&] { tok.decode({-1}); }, "id -1");
+    expect_error([&] { tok.decode({385, 512}); }, {"id 512"});
+    expect_error([&] { tok.decode({-1}); }, {"id -1"});
 }
 
 TEST(TrainTokenizer, SmallCorpusGivesLoadableDeterministicModel) {
-    TempDir dir("tok_train");
-    const fs::path input = dir.path / "corpus.txt";
+    TempDir dir;
+    const fs::path input = dir.file("corpus.txt");
     {
         std::ofstream f(input);
         for (const auto& line : corpus_lines(400)) f << line << "\n";
     }
     rusca::TokenizerTrainOptions opt;
     opt.input = input.string();
-    opt.model_prefix = (dir.path / "tok").string();
+    opt.model_prefix = dir.file("tok");
     opt.vocab_size = 320;
     opt.user_symbols = {"<|im_start|>", "<|im_end|>"};
     opt.quiet = true;
@@ -177,22 +160,22 @@ TEST(TrainTokenizer, SmallCorpusGivesLoadableDeterministicModel) {
 }
 
 TEST(TrainTokenizer, BadOptionsAreErrors) {
-    TempDir dir("tok_train_bad");
+    TempDir dir;
     rusca::TokenizerTrainOptions opt;
-    opt.model_prefix = (dir.path / "tok").string();
+    opt.model_prefix = dir.file("tok");
     opt.quiet = true;
-    opt.input = (dir.path / "missing.txt").string();
-    expect_error_containing([&] { rusca::train_tokenizer(opt); }, opt.input);
+    opt.input = dir.file("missing.txt");
+    expect_error([&] { rusca::train_tokenizer(opt); }, {opt.input});
 
     opt.input = "data/tiny_corpus.txt";
     opt.model_type = "wordpiece";
-    expect_error_containing([&] { rusca::train_tokenizer(opt); }, "wordpiece");
+    expect_error([&] { rusca::train_tokenizer(opt); }, {"wordpiece"});
 
     // More pieces than a two-line corpus can give: sentencepiece refuses, we name the input.
-    const fs::path tiny = dir.path / "tiny.txt";
+    const fs::path tiny = dir.file("tiny.txt");
     std::ofstream(tiny) << "a b\nb a\n";
     opt.input = tiny.string();
     opt.model_type = "bpe";
     opt.vocab_size = 5000;
-    expect_error_containing([&] { rusca::train_tokenizer(opt); }, opt.input);
+    expect_error([&] { rusca::train_tokenizer(opt); }, {opt.input});
 }
