@@ -1,0 +1,289 @@
+// grpo_loss.cu: the fused GRPO loss through the LM head (the math: host/cpu/grpo_loss.h).
+//
+// Same chunked structure as lm_head_cross_entropy (cross_entropy.cu): the [N x V] logits never
+// exist; a chunk of tokens x the whole vocabulary does, in one fp32 scratch that the backward reuses
+// for its bf16 dlogits. Per call:
+//   host    copy tokens, mask, seq to the host; validate them as the twin does; compute the
+//           aggregation weight w[n] = d loss / d L_n (token-mean, seq-mean-..., Dr. GRPO): the
+//           denominators need every token, so they come before the chunk loop
+//   chunk   1. logits = hidden_chunk @ W^T / temperature                 cuBLASLt, fp32 out
+//           2. softmax_row_stats: logp, lse, entropy per token           one block per row
+//           3. token_term_kernel: ratio, clip, dual clip, k3 -> L_n, metrics, and
+//              gscale = -w_n dL_n/dlogp / temperature                    one thread per token
+//           4. softmax_rows_to_dlogits: dlogits = gscale (softmax - onehot), bf16 in place
+//           5. dhidden_chunk += dlogits @ W;  dW += dlogits^T @ hidden_chunk     cuBLASLt, beta = 1
+//   host    copy the per-token L, k3, entropy, flags back and sum them in position order (double)
+// Passes 4-5 run only when a gradient is asked for. Rows without gradient (padding, clipped tokens)
+// become zero dlogits rows without reading the logits; the GEMMs still multiply them (cheaper than
+// compacting the chunk).
+//
+// Memory beyond inputs and outputs: chunk * V * 4 bytes + 8 bytes per chunk token + 24 bytes per
+// token, O(chunk * V). Default chunk 1024 at V = 151936: 0.62 GB for any N (bound: < 1 GB).
+// Work: three GEMMs of 2 N V C flops each (the minimum: forward, dhidden, dW) plus two reads and one
+// half-size write of the fp32 logits.
+#include "cuda/grpo_loss.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuda/common.cuh"
+#include "cuda/cross_entropy.cuh"
+#include "cuda/matmul.cuh"
+#include "host/error.h"
+
+namespace rusca::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+using cpu::GrpoAgg;
+
+// What token_term_kernel needs of cpu::GrpoLossConfig (a plain struct, passed by value).
+struct TermConfig {
+    double eps_low, eps_high, dual_clip_c, beta, inv_temperature;
+};
+
+// One thread per position i = n0 + r of the chunk. The formulas are cpu::token_term's (in double,
+// like the twin), see grpo_loss.h:
+//   rho = exp(clamp(logp - old, -20, 20)); pg = max(-A rho, -A clip(rho, 1 - eps_low, 1 + eps_high));
+//   dual clip: for A < 0 and c > 1, pg = min(pg, -A c);  L = pg + beta k3, k3 = exp(ref - logp) - (ref - logp) - 1
+// Writes L, k3 and flags (1 = clipped, 2 = dual clip) for the statistics, and the row's dlogits
+// scale gscale[r] = -w_i dL/dlogp / temperature (d loss/d z = w dL/dlogp (onehot - softmax) / T).
+__global__ void token_term_kernel(float* tok_loss, float* tok_k3, int* tok_flags, float* gscale,
+                                  const float* logp, const float* adv, const float* old_logp,
+                                  const float* ref_logp, const float* mask, const double* w, TermConfig cfg,
+                                  int n0, int n) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const int i = n0 + r;
+    if (mask[i] == 0.0f) {
+        tok_loss[i] = 0.0f, tok_k3[i] = 0.0f, tok_flags[i] = 0, gscale[r] = 0.0f;
+        return;
+    }
+    const double lp = logp[i], A = adv[i];
+    const double log_ratio = lp - (double)old_logp[i];
+    const double clamped = fmin(fmax(log_ratio, -20.0), 20.0);
+    const double rho = exp(clamped);
+    const double drho = clamped == log_ratio ? rho : 0.0;  // the +-20 clamp is flat outside
+    const double pg1 = -A * rho;
+    const double pg2 = -A * fmin(fmax(rho, 1.0 - cfg.eps_low), 1.0 + cfg.eps_high);
+    const bool clipped = pg2 > pg1;  // rho is outside the clip range, where pg2 is flat
+    double loss = clipped ? pg2 : pg1;
+    double dloss = clipped ? 0.0 : -A * drho;
+    bool dual = false;
+    if (cfg.dual_clip_c > 1 && A < 0 && loss > -A * cfg.dual_clip_c) {
+        dual = true;
+        loss = -A * cfg.dual_clip_c;
+        dloss = 0.0;
+    }
+    double k3 = 0.0;
+    if (ref_logp) {
+        const double d = (double)ref_logp[i] - lp, e = exp(d);
+        k3 = e - d - 1;
+        if (cfg.beta != 0) {
+            loss += cfg.beta * k3;
+            dloss += cfg.beta * (1 - e);
+        }
+    }
+    tok_loss[i] = (float)loss;
+    tok_k3[i] = (float)k3;
+    tok_flags[i] = (clipped ? 1 : 0) | (dual ? 2 : 0);
+    gscale[r] = (float)(-w[i] * dloss * cfg.inv_temperature);
+}
+
+// w[n] = d loss / d L_n, exactly as the twin's agg_weights (grpo_loss.cpp).
+std::vector<double> agg_weights(const std::vector<float>& mask, const std::vector<int>& seq, int N, int S,
+                                int max_len, GrpoAgg agg) {
+    std::vector<double> w(N, 0.0);
+    if (agg == GrpoAgg::TokenMean) {
+        double total = 0;
+        for (int n = 0; n < N; n++) total += mask[n];
+        for (int n = 0; n < N; n++) w[n] = total > 0 ? mask[n] / total : 0.0;
+    } else if (agg == GrpoAgg::SeqMeanTokenSumNorm) {
+        for (int n = 0; n < N; n++) w[n] = mask[n] / ((double)S * max_len);
+    } else {
+        std::vector<double> seq_tokens(S, 0.0);
+        for (int n = 0; n < N; n++)
+            if (mask[n] != 0) seq_tokens[seq[n]] += mask[n];
+        int nonempty = 0;  // sequences without a counted token leave the mean (as verl does)
+        for (int s = 0; s < S; s++) nonempty += seq_tokens[s] > 0;
+        for (int n = 0; n < N; n++) {
+            if (mask[n] == 0) continue;
+            w[n] = (double)mask[n] / nonempty;
+            if (agg == GrpoAgg::SeqMeanTokenMean) w[n] /= seq_tokens[seq[n]];
+        }
+    }
+    return w;
+}
+
+// The twin's checks (validate_head + validate_loss), on host copies of tokens, mask and seq.
+void validate(const std::vector<int>& tokens, const std::vector<float>& mask, const std::vector<int>& seq,
+              const float* ref_logp, int N, int V, int S, int max_len, const cpu::GrpoLossConfig& cfg) {
+    check(cfg.temperature > 0, "grpo_loss: temperature must be > 0, got " + std::to_string(cfg.temperature));
+    check(cfg.eps_low >= 0 && cfg.eps_low < 1 && cfg.eps_high >= 0,
+          "grpo_loss: need 0 <= eps_low < 1 and eps_high >= 0, got " + std::to_string(cfg.eps_low) +
+              " and " + std::to_string(cfg.eps_high));
+    check(cfg.beta >= 0, "grpo_loss: beta must be >= 0, got " + std::to_string(cfg.beta));
+    check(cfg.beta == 0 || ref_logp, "grpo_loss: beta = " + std::to_string(cfg.beta) +
+                                         " needs the reference log-probs (ref_logp is null)");
+    check(cfg.agg != GrpoAgg::SeqMeanTokenSumNorm || max_len > 0,
+          "grpo_loss: seq-mean-token-sum-norm needs max_len > 0, got " + std::to_string(max_len));
+    for (int n = 0; n < N; n++) {
+        check(tokens[n] < V, "grpo_loss: tokens[" + std::to_string(n) + "] = " + std::to_string(tokens[n]) +
+                                 " is outside the vocabulary [0, " + std::to_string(V) + ")");
+        if (mask[n] == 0) continue;
+        const std::string at = "grpo_loss: counted position " + std::to_string(n) + " has ";
+        check(tokens[n] >= 0, at + "no token (tokens[n] = " + std::to_string(tokens[n]) + ")");
+        check(seq[n] >= 0 && seq[n] < S,
+              at + "seq = " + std::to_string(seq[n]) + ", outside [0, S = " + std::to_string(S) + ")");
+    }
+}
+
+template <typename T>
+std::vector<T> download(const T* p, int n, cudaStream_t stream) {
+    std::vector<T> h(n);
+    if (n > 0) CUDA_CHECK(cudaMemcpyAsync(h.data(), p, (size_t)n * sizeof(T), cudaMemcpyDeviceToHost, stream));
+    return h;
+}
+
+// Device memory for one call, allocated and freed in stream order (the pool reuses it), carved into
+// 256-byte-aligned pieces with take(). (cross_entropy.cu has the same helper.)
+class StreamScratch {
+public:
+    StreamScratch(size_t bytes, cudaStream_t s) : stream_(s), size_(bytes) {
+        CUDA_CHECK(cudaMallocAsync(&base_, bytes, s));
+    }
+    StreamScratch(const StreamScratch&) = delete;
+    StreamScratch& operator=(const StreamScratch&) = delete;
+    ~StreamScratch() {
+        if (base_) cudaFreeAsync(base_, stream_);  // not checked: destructors must not throw
+    }
+    static size_t piece(size_t bytes) { return (bytes + 255) / 256 * 256; }
+    template <typename T>
+    T* take(size_t count) {
+        const size_t bytes = piece(count * sizeof(T));
+        check(used_ + bytes <= size_, "StreamScratch: internal error, scratch too small");
+        T* p = reinterpret_cast<T*>(static_cast<char*>(base_) + used_);
+        used_ += bytes;
+        return p;
+    }
+
+private:
+    void* base_ = nullptr;
+    cudaStream_t stream_;
+    size_t size_, used_ = 0;
+};
+
+void check_head(const char* who, int N, int C, int V, double temperature) {
+    check(N >= 0 && C > 0 && V > 0, std::string(who) + ": bad sizes N=" + std::to_string(N) +
+                                        " C=" + std::to_string(C) + " V=" + std::to_string(V));
+    check((size_t)2 * V <= (size_t)2147483647, std::string(who) + ": V too large");
+    check(temperature > 0, std::string(who) + ": temperature must be > 0, got " + std::to_string(temperature));
+}
+
+}  // namespace
+
+void grpo_logprobs(float* logp, float* entropy, const bf16* hidden, const bf16* W, const int* tokens, int N,
+                   int C, int V, double temperature, int vocab_chunk, int cpu_token_chunk, cudaStream_t stream,
+                   int token_chunk) {
+    (void)vocab_chunk, (void)cpu_token_chunk;  // the CPU's tile sizes
+    check_head("grpo_logprobs", N, C, V, temperature);
+    const int tc = lm_head_token_chunk(N, V, token_chunk);
+    if (N == 0) return;
+    StreamScratch scratch(StreamScratch::piece((size_t)tc * V * sizeof(float)), stream);
+    float* logits = scratch.take<float>((size_t)tc * V);
+    for (int n0 = 0; n0 < N; n0 += tc) {
+        const int n = std::min(tc, N - n0);
+        // logits[n, V] = hidden[n0 : n0 + n] @ W^T / temperature
+        gemm(logits, true, V, MatRef{hidden + (size_t)n0 * C, C, false}, MatRef{W, C, true}, n, V, C,
+             (float)(1.0 / temperature), 0.0f, nullptr, stream);
+        softmax_row_stats(nullptr, logp + n0, nullptr, entropy ? entropy + n0 : nullptr, logits, tokens + n0,
+                          n, V, stream);
+    }
+}
+
+cpu::GrpoLossStats grpo_loss(float* logp, bf16* dhidden, float* dW, const bf16* hidden, const bf16* W,
+                             const int* tokens, const float* adv, const float* old_logp, const float* ref_logp,
+                             const float* mask, const int* seq, int N, int C, int V, int S, int max_len,
+                             const cpu::GrpoLossConfig& cfg, cudaStream_t stream, int token_chunk) {
+    check_head("grpo_loss", N, C, V, cfg.temperature);
+    const int tc = lm_head_token_chunk(N, V, token_chunk);
+    cpu::GrpoLossStats st;
+    if (N == 0) return st;
+
+    // Host side first: validation and the aggregation weights need every token.
+    const std::vector<int> h_tokens = download(tokens, N, stream), h_seq = download(seq, N, stream);
+    const std::vector<float> h_mask = download(mask, N, stream);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    validate(h_tokens, h_mask, h_seq, ref_logp, N, V, S, max_len, cfg);
+    const std::vector<double> w = agg_weights(h_mask, h_seq, N, S, max_len, cfg.agg);
+
+    const bool backward = dhidden || dW;
+    const size_t logits_count = (size_t)tc * V;
+    StreamScratch scratch(StreamScratch::piece(logits_count * sizeof(float)) + 2 * StreamScratch::piece(tc * 4) +
+                              StreamScratch::piece(N * sizeof(double)) + 4 * StreamScratch::piece(N * 4),
+                          stream);
+    float* logits = scratch.take<float>(logits_count);
+    float* lse = scratch.take<float>(tc);
+    float* gscale = scratch.take<float>(tc);
+    double* d_w = scratch.take<double>(N);
+    float* tok_loss = scratch.take<float>(N);
+    float* tok_k3 = scratch.take<float>(N);
+    float* tok_ent = scratch.take<float>(N);
+    int* tok_flags = scratch.take<int>(N);
+    CUDA_CHECK(cudaMemcpyAsync(d_w, w.data(), N * sizeof(double), cudaMemcpyHostToDevice, stream));
+    const TermConfig tcfg{cfg.eps_low, cfg.eps_high, cfg.dual_clip_c, cfg.beta, 1.0 / cfg.temperature};
+    const bf16* dlogits = reinterpret_cast<const bf16*>(logits);  // after step 4: [n, V], row stride 2V
+
+    for (int n0 = 0; n0 < N; n0 += tc) {
+        const int n = std::min(tc, N - n0);
+        const bf16* h = hidden + (size_t)n0 * C;
+        // 1. logits[n, V] = h[n, C] @ W[V, C]^T / temperature
+        gemm(logits, true, V, MatRef{h, C, false}, MatRef{W, C, true}, n, V, C, (float)(1.0 / cfg.temperature),
+             0.0f, nullptr, stream);
+        // 2. logp, lse, entropy
+        softmax_row_stats(nullptr, logp + n0, backward ? lse : nullptr, tok_ent + n0, logits, tokens + n0, n, V,
+                          stream);
+        // 3. per-token loss terms and dlogits scales
+        token_term_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(tok_loss, tok_k3, tok_flags, gscale, logp, adv,
+                                                                old_logp, ref_logp, mask, d_w, tcfg, n0, n);
+        CUDA_CHECK_LAUNCH();
+        if (!backward) continue;
+        // 4. dlogits (bf16, in place)
+        softmax_rows_to_dlogits(logits, lse, tokens + n0, gscale, n, V, stream);
+        // 5. dhidden[n, C] += dlogits[n, V] @ W[V, C];  dW[V, C] += dlogits^T @ h[n, C]
+        if (dhidden)
+            gemm(dhidden + (size_t)n0 * C, false, C, MatRef{dlogits, 2 * V, false}, MatRef{W, C, false}, n, C, V,
+                 1.0f, 1.0f, nullptr, stream);
+        if (dW)
+            gemm(dW, true, C, MatRef{dlogits, 2 * V, true}, MatRef{h, C, false}, V, C, n, 1.0f, 1.0f, nullptr,
+                 stream);
+    }
+
+    // Statistics: per-token values summed on the host in position order, as the twin does.
+    const std::vector<float> loss_t = download(tok_loss, N, stream), k3_t = download(tok_k3, N, stream),
+                             ent_t = download(tok_ent, N, stream);
+    const std::vector<int> flags = download(tok_flags, N, stream);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0;
+    for (int n = 0; n < N; n++) {
+        if (h_mask[n] == 0) continue;
+        st.loss += w[n] * loss_t[n];
+        counted += h_mask[n];
+        clipped += h_mask[n] * (flags[n] & 1);
+        dual += h_mask[n] * ((flags[n] >> 1) & 1);
+        kl += h_mask[n] * (double)k3_t[n];
+        entropy += h_mask[n] * (double)ent_t[n];
+        st.tokens++;
+    }
+    if (counted != 0) {
+        st.clip_frac = clipped / counted;
+        st.dual_clip_frac = dual / counted;
+        st.kl_mean = kl / counted;
+        st.entropy_mean = entropy / counted;
+    }
+    return st;
+}
+
+}  // namespace rusca::cuda
