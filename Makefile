@@ -13,7 +13,7 @@ CXXFLAGS := -std=c++17 -O3 -march=x86-64-v3 -fopenmp -Wall -Wextra -Wno-unused-p
 LDFLAGS  := -fopenmp -Wl,-rpath,'$$ORIGIN/lib'
 LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpthread
 
-HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp tokenizer/*.cpp))
+HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp host/cuda/*.cpp tokenizer/*.cpp))
 TEST_SRCS := $(wildcard tests/*.cpp)
 CU_SRCS   := $(wildcard cuda/*.cu)
 

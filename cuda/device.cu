@@ -45,4 +45,10 @@ std::vector<GpuInfo> list_gpus(std::string* why_none) {
     return gpus;
 }
 
+size_t gpu_memory_used() {
+    size_t free = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return total - free;
+}
+
 }  // namespace rusca

@@ -2,19 +2,23 @@
 // same machine, their ratio, and a JSON file with all of it (commit those under bench/results/).
 //   cpu-train: CPU training tokens/s (forward + backward + AdamW) vs PyTorch eager on the same
 //              shape and thread count, run through tools/bench_cpu_train.py.
+//   train:     the same on the GPU (CUDA backend) vs HF eager + bf16 autocast
+//              (tools/bench_train_torch.py), with peak memory and MFU.
 #include <omp.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "cli.h"
+#include "host/cuda/bench_kernels.h"
 #include "error.h"
 #include "fileio.h"
+#include "gpu.h"
 #include "model.h"
 #include "optimizer.h"
 #include "rng.h"
@@ -23,40 +27,26 @@ namespace rusca {
 
 namespace {
 
-struct CpuTrainArgs {
+struct TrainBenchArgs {
+    std::string name = "cpu-train", device = "cpu", script = "tools/bench_cpu_train.py";
     std::string config = "data/bench_cpu_config.json";
     int batch = 4, seq = 256, steps = 10, warmup = 3, threads = 0;
     std::string python = "python3", json_out;
     bool no_pytorch = false;
 };
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
+// bf16 dense tensor-core peak of the H100/H200 (SXM) datasheet, for MFU.
+constexpr double kPeakBf16Flops = 989e12;
 
-std::string repo_root() {  // the binary lives in <root>/build/rusca
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    std::string exe = n > 0 ? std::string(buf, size_t(n)) : "build/rusca";
-    std::string dir = exe.substr(0, exe.find_last_of('/'));
-    return dir.substr(0, dir.find_last_of('/'));
-}
-
-std::string cpu_name() {
-    std::string text = file_exists("/proc/cpuinfo") ? read_file("/proc/cpuinfo") : "";
-    size_t at = text.find("model name");
-    if (at == std::string::npos) return "unknown CPU";
-    size_t colon = text.find(':', at), end = text.find('\n', at);
-    return text.substr(colon + 2, end - colon - 2);
-}
-
-// Median tokens/s of our CPU backend: random weights, random tokens, full training steps.
-nlohmann::json run_ours(const CpuTrainArgs& a) {
+// Median tokens/s of our backend: random weights, random tokens, full training steps.
+nlohmann::json run_ours(const TrainBenchArgs& a) {
     ModelConfig config = load_config(a.config);
-    std::unique_ptr<Model> model = make_cpu_model(config);
+    const size_t memory_before = a.device == "cpu" ? 0 : gpu_memory_used();
+    std::unique_ptr<Model> model = make_model(config, a.device);
     init_params(model->layout, model->params(), 1234);
+    model->upload_params();
     AdamW adam(model->layout, AdamWConfig{});
+    size_t memory_peak = 0;
     Rng rng(42);
     const size_t N = size_t(a.batch) * a.seq;
     std::vector<int> tokens(N), targets(N);
@@ -68,67 +58,76 @@ nlohmann::json run_ours(const CpuTrainArgs& a) {
         model->zero_grad();
         model->forward(tokens.data(), targets.data(), a.batch, a.seq);
         model->backward();
-        adam.step(model->params(), model->grads(), 1e-4f);
+        model->optimizer_step(adam, 1e-4f);
+        model->synchronize();  // time the whole step, not just its launches
         double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (s >= a.warmup) ms.push_back(dt);
+        if (a.device != "cpu") memory_peak = std::max(memory_peak, gpu_memory_used() - memory_before);
     }
-    double step_ms = median(ms);
-    return {{"tokens_per_s_median", double(N) / (step_ms / 1e3)}, {"step_ms_median", step_ms},
-            {"params", model->layout.total}};
+    double step_ms = median(ms), tokens_per_s = double(N) / (step_ms / 1e3);
+    nlohmann::json out = {{"tokens_per_s_median", tokens_per_s}, {"step_ms_median", step_ms},
+                          {"params", model->layout.total}, {"device", model->device()}};
+    if (a.device != "cpu") {
+        out["memory_bytes"] = memory_peak;  // after the steps: what our allocations hold
+        out["mfu_vs_989_tflops"] = 6.0 * double(model->layout.total) * tokens_per_s / kPeakBf16Flops;
+    }
+    return out;
 }
 
-nlohmann::json run_pytorch(const CpuTrainArgs& a, int threads) {
-    std::string cmd = a.python + " " + repo_root() + "/tools/bench_cpu_train.py --config " + a.config +
-                      " --batch " + std::to_string(a.batch) + " --seq " + std::to_string(a.seq) + " --steps " +
-                      std::to_string(a.steps) + " --warmup " + std::to_string(a.warmup) + " --threads " +
-                      std::to_string(threads) + " 2>/dev/null";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return {{"error", "could not start " + a.python}};
-    std::string out, last;
-    char buf[4096];
-    while (fgets(buf, sizeof(buf), p)) out += buf;
-    pclose(p);
-    for (size_t start = 0, end; start < out.size(); start = end + 1) {  // the last non-empty line
-        end = out.find('\n', start);
-        if (end == std::string::npos) end = out.size();
-        if (end > start) last = out.substr(start, end - start);
-    }
-    auto j = nlohmann::json::parse(last, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return {{"error", "no JSON from tools/bench_cpu_train.py"}};
-    return j;
-}
-
-void cpu_train(const CpuTrainArgs& a) {
+void train_bench(const TrainBenchArgs& a) {
+    std::string why;
+    const bool have_gpu = !list_gpus(&why).empty();
+    check(a.device == "cpu" || have_gpu, "bench " + a.name + " needs a GPU: " + why);
     if (a.threads > 0) omp_set_num_threads(a.threads);
     const int threads = omp_get_max_threads();
     ModelConfig config = load_config(a.config);
-    std::printf("bench cpu-train: %s, %d layers, hidden %d, vocab %d | B=%d T=%d | %d threads | %s\n",
+    std::string where = a.device == "cpu" ? std::to_string(threads) + " threads | " + cpu_name() : gpu_name();
+    std::printf("bench %s: %s, %d layers, hidden %d, vocab %d | B=%d T=%d | %s\n", a.name.c_str(),
                 config.model_type.c_str(), config.num_layers, config.hidden_size, config.vocab_size, a.batch, a.seq,
-                threads, cpu_name().c_str());
+                where.c_str());
     nlohmann::json ours = run_ours(a);
     std::printf("  rusca   : %10.0f tokens/s  (median step %.1f ms over %d steps)\n",
                 ours["tokens_per_s_median"].get<double>(), ours["step_ms_median"].get<double>(), a.steps);
-    nlohmann::json torch = a.no_pytorch ? nlohmann::json{{"error", "skipped (--no-pytorch)"}} : run_pytorch(a, threads);
-    nlohmann::json result = {{"benchmark", "cpu-train"}, {"config", a.config}, {"batch", a.batch},
+    const std::string args = "--config " + a.config + " --batch " + std::to_string(a.batch) + " --seq " +
+                             std::to_string(a.seq) + " --steps " + std::to_string(a.steps) + " --warmup " +
+                             std::to_string(a.warmup) + (a.device == "cpu" ? " --threads " + std::to_string(threads) : "");
+    nlohmann::json torch = a.no_pytorch ? nlohmann::json{{"error", "skipped (--no-pytorch)"}}
+                                        : run_python_json(a.python, a.script, args);
+    nlohmann::json result = {{"benchmark", a.name}, {"config", a.config}, {"batch", a.batch},
                              {"seq", a.seq}, {"steps", a.steps}, {"warmup", a.warmup}, {"threads", threads},
-                             {"cpu", cpu_name()}, {"rusca", ours}, {"pytorch", torch}};
+                             {"cpu", cpu_name()}, {"gpu", gpu_name()}, {"rusca", ours}, {"pytorch", torch}};
+    if (ours.contains("memory_bytes") && torch.contains("peak_memory_bytes"))
+        std::printf("  memory  : rusca %.2f GB, pytorch peak %.2f GB\n", ours["memory_bytes"].get<double>() / 1e9,
+                    torch["peak_memory_bytes"].get<double>() / 1e9);
+    if (ours.contains("mfu_vs_989_tflops"))
+        std::printf("  MFU     : %.1f%% of 989 TFLOP/s bf16\n", 100 * ours["mfu_vs_989_tflops"].get<double>());
     if (torch.contains("tokens_per_s_median")) {
         double ratio = ours["tokens_per_s_median"].get<double>() / torch["tokens_per_s_median"].get<double>();
         result["ratio_rusca_over_pytorch"] = ratio;
-        std::printf("  pytorch : %10.0f tokens/s  (torch %s, eager)\n", torch["tokens_per_s_median"].get<double>(),
+        std::printf("  pytorch : %10.0f tokens/s  (torch %s, HF eager)\n", torch["tokens_per_s_median"].get<double>(),
                     torch.value("torch", std::string("?")).c_str());
         std::printf("  ratio   : %10.2fx (rusca / pytorch)\n", ratio);
     } else {
         std::printf("  pytorch : unavailable (%s)\n", torch.value("error", std::string("?")).c_str());
     }
-    char date[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    result["date"] = date;
-    if (!a.json_out.empty()) {
-        write_file_atomic(a.json_out, result.dump(2) + "\n");
-        std::printf("wrote %s\n", a.json_out.c_str());
-    }
+    write_bench_json(result, a.json_out);
+}
+
+// The options both training benchmarks take; `a` holds the defaults of each.
+void add_train_bench(CLI::App* bench, const std::string& name, const std::string& help,
+                     std::shared_ptr<TrainBenchArgs> a) {
+    CLI::App* cmd = bench->add_subcommand(name, help);
+    cmd->add_option("--config", a->config, "Model config.json")->capture_default_str()->check(CLI::ExistingFile);
+    cmd->add_option("--batch", a->batch, "Sequences per step")->capture_default_str()->check(CLI::Range(1, 4096));
+    cmd->add_option("--seq", a->seq, "Tokens per sequence")->capture_default_str()->check(CLI::Range(1, 65536));
+    cmd->add_option("--steps", a->steps, "Timed steps")->capture_default_str()->check(CLI::Range(1, 100000));
+    cmd->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+    if (a->device == "cpu")
+        cmd->add_option("--threads", a->threads, "Threads for both (0: all cores)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--python", a->python, "Python with torch + transformers")->capture_default_str();
+    cmd->add_flag("--no-pytorch", a->no_pytorch, "Skip the PyTorch baseline");
+    cmd->add_option("--json", a->json_out, "Write the results here (e.g. bench/results/<name>-<card>-<date>.json)");
+    cmd->callback([a] { train_bench(*a); });
 }
 
 }  // namespace
@@ -136,18 +135,34 @@ void cpu_train(const CpuTrainArgs& a) {
 void add_bench_command(CLI::App& app) {
     CLI::App* bench = app.add_subcommand("bench", "Benchmarks: our figure next to PyTorch's, same run, JSON out");
     bench->require_subcommand(1);
-    auto a = std::make_shared<CpuTrainArgs>();
-    CLI::App* cpu = bench->add_subcommand("cpu-train", "CPU training tokens/s vs PyTorch eager (same shape, threads)");
-    cpu->add_option("--config", a->config, "Model config.json")->capture_default_str()->check(CLI::ExistingFile);
-    cpu->add_option("--batch", a->batch, "Sequences per step")->capture_default_str()->check(CLI::Range(1, 4096));
-    cpu->add_option("--seq", a->seq, "Tokens per sequence")->capture_default_str()->check(CLI::Range(1, 65536));
-    cpu->add_option("--steps", a->steps, "Timed steps")->capture_default_str()->check(CLI::Range(1, 100000));
-    cpu->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str()->check(CLI::NonNegativeNumber);
-    cpu->add_option("--threads", a->threads, "Threads for both (0: all cores)")->check(CLI::NonNegativeNumber);
-    cpu->add_option("--python", a->python, "Python with torch + transformers")->capture_default_str();
-    cpu->add_flag("--no-pytorch", a->no_pytorch, "Skip the PyTorch baseline");
-    cpu->add_option("--json", a->json_out, "Write the results here (e.g. bench/results/cpu-train.json)");
-    cpu->callback([a] { cpu_train(*a); });
+    add_train_bench(bench, "cpu-train", "CPU training tokens/s vs PyTorch eager (same shape, threads)",
+                    std::make_shared<TrainBenchArgs>());
+    auto gpu = std::make_shared<TrainBenchArgs>();
+    gpu->name = "train", gpu->device = "cuda", gpu->script = "tools/bench_train_torch.py";
+    gpu->config = "data/bench_qwen2_0.5b_config.json", gpu->batch = 8, gpu->seq = 1024;
+    add_train_bench(bench, "train", "GPU training tokens/s, memory and MFU vs HF eager + bf16 autocast", gpu);
+
+    auto k = std::make_shared<KernelBenchArgs>();
+    auto kernel_options = [k](CLI::App* cmd) {
+        cmd->add_option("--repeats", k->repeats, "Timed repeats (median)")->capture_default_str()->check(CLI::Range(1, 10000));
+        cmd->add_option("--python", k->python, "Python with torch")->capture_default_str();
+        cmd->add_flag("--no-pytorch", k->no_pytorch, "Skip the PyTorch baseline");
+        cmd->add_option("--json", k->json_out, "Write the results here");
+    };
+    CLI::App* att = bench->add_subcommand("attention", "Flash attention fwd/bwd TFLOP/s (T 1024/4096, D 64/128) vs PyTorch SDPA");
+    kernel_options(att);
+    auto shape = std::make_shared<std::array<int, 3>>(std::array<int, 3>{4, 16, 4});
+    att->add_option("--batch", (*shape)[0], "B")->capture_default_str()->check(CLI::Range(1, 1024));
+    att->add_option("--heads", (*shape)[1], "Query heads")->capture_default_str()->check(CLI::Range(1, 1024));
+    att->add_option("--kv-heads", (*shape)[2], "KV heads")->capture_default_str()->check(CLI::Range(1, 1024));
+    att->callback([k, shape] { bench_attention(*k, (*shape)[0], (*shape)[1], (*shape)[2]); });
+    auto loss_shape = std::make_shared<std::array<int, 3>>(std::array<int, 3>{16384, 896, 151936});
+    CLI::App* loss = bench->add_subcommand("grpo-loss", "Fused GRPO loss fwd+bwd: time and extra memory vs the naive PyTorch loss");
+    kernel_options(loss);
+    loss->add_option("--tokens", (*loss_shape)[0], "Response tokens")->capture_default_str()->check(CLI::Range(1, 1 << 24));
+    loss->add_option("--hidden", (*loss_shape)[1], "Hidden size")->capture_default_str()->check(CLI::Range(8, 1 << 16));
+    loss->add_option("--vocab", (*loss_shape)[2], "Vocabulary")->capture_default_str()->check(CLI::Range(2, 1 << 24));
+    loss->callback([k, loss_shape] { bench_grpo_loss(*k, (*loss_shape)[0], (*loss_shape)[1], (*loss_shape)[2]); });
 }
 
 }  // namespace rusca

@@ -44,6 +44,9 @@ void add_sft_command(CLI::App& app) {
     cmd->add_option("--stop-at", opt->stop_at, "Save and stop after this step; --resume continues (time-limited jobs)")
         ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in --out");
+    cmd->add_option("--device", opt->device, "cpu, cuda, or auto (CUDA when a GPU is present)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     cmd->add_option("--threads", opt->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", opt->quiet, "No progress lines");
     cmd->callback([opt] {

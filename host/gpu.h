@@ -17,5 +17,7 @@ struct GpuInfo {
 bool cuda_built();
 // Visible GPUs; when there are none, `why_none` (if given) says why (no driver, no device, ...).
 std::vector<GpuInfo> list_gpus(std::string* why_none = nullptr);
+// Bytes in use on the current GPU (total - free, all processes); 0 without CUDA.
+size_t gpu_memory_used();
 
 }  // namespace rusca

@@ -11,5 +11,7 @@ std::vector<GpuInfo> list_gpus(std::string* why_none) {
     return {};
 }
 
+size_t gpu_memory_used() { return 0; }
+
 }  // namespace rusca
 #endif

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config.h"
+#include "optimizer.h"
 #include "params.h"
 
 namespace rusca {
@@ -40,6 +41,20 @@ public:
     // Host fp32 views of parameters and gradients (layout.total floats each).
     virtual float* params() = 0;
     virtual float* grads() = 0;
+
+    // A device backend keeps the weights on the device: after writing params() on the host, call
+    // upload_params(); before reading them (to save a checkpoint), download_params(). The same for
+    // the optimizer moments, which live in `adam` on the CPU and on the device for CUDA.
+    virtual void upload_params() {}
+    virtual void download_params() {}
+    virtual void upload_optimizer(const AdamW&) {}
+    virtual void download_optimizer(AdamW&) {}
+    // Global-norm clipping + AdamW on this backend's gradients; returns the norm before clipping
+    // (an Error, with nothing updated, when it is not finite).
+    virtual float optimizer_step(AdamW& adam, float lr) { return adam.step(params(), grads(), lr); }
+    virtual const char* device() const { return "cpu"; }
+    // Waits for the device's queued work (timing); the CPU backend is always done.
+    virtual void synchronize() {}
 };
 
 // Weights drawn like Hugging Face's init: normal(0, std) for matrices, 1 for norms, 0 for biases.
@@ -47,6 +62,10 @@ void init_params(const ParamLayout& layout, float* params, uint64_t seed, float 
 
 // The CPU reference backend (fp32). Its graph is CpuModel<Real> in host/cpu/cpu_model.h.
 std::unique_ptr<Model> make_cpu_model(const ModelConfig& c);
+// The backend for `device`: "cpu", "cuda" (an Error naming why when CUDA is not built or there is
+// no GPU), or "auto" (CUDA when a GPU is present, else the CPU).
+std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device);
+
 // A model directory (config.json + safetensors weights) loaded into the CPU backend.
 std::unique_ptr<Model> load_cpu_model(const std::string& dir);
 

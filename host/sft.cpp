@@ -59,12 +59,15 @@ SftResult run_sft(const SftOptions& opt) {
           opt.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
               std::to_string(config.vocab_size));
     SftDataset data(opt.data, tok, opt.seq);
-    std::unique_ptr<Model> model = make_cpu_model(config);
+    std::unique_ptr<Model> model = make_model(config, opt.device);
     const ParamLayout& layout = model->layout;
     AdamW adam(layout, opt.adam);
     EpochSampler sampler(data.size(), opt.seed);
     if (opt.model.empty()) init_params(layout, model->params(), opt.seed);
     else load_params(opt.model, layout, model->params());
+    if (!opt.quiet)
+        std::fprintf(stderr, "rusca sft: %s backend, %zu parameters, %zu training rows\n", model->device(), layout.total,
+                     data.size());
 
     // Resume: weights, AdamW moments and step, data position, from out/latest.
     int start = 0;
@@ -77,13 +80,17 @@ SftResult run_sft(const SftOptions& opt) {
         meta_expect(st, "batch", std::to_string(opt.batch), ckpt);
         meta_expect(st, "seq", std::to_string(opt.seq), ckpt);
         start = restore_training(ckpt, st, layout, model->params(), adam, sampler, metrics_path);
+        model->upload_optimizer(adam);
         if (!opt.quiet) std::fprintf(stderr, "rusca sft: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
+    model->upload_params();
     make_dirs(opt.out);
     std::ofstream metrics(metrics_path, std::ios::app);
     check(metrics.good(), metrics_path + ": cannot open for writing");
 
     auto save = [&](int step, float loss) {
+        model->download_params();
+        model->download_optimizer(adam);
         TrainState st = training_state(step, adam, sampler);
         st.meta.insert({{"batch", std::to_string(opt.batch)}, {"seq", std::to_string(opt.seq)},
                         {"seed", std::to_string(opt.seed)}, {"data", opt.data}, {"loss", std::to_string(loss)}});
@@ -108,7 +115,7 @@ SftResult run_sft(const SftOptions& opt) {
         if (std::isfinite(loss)) {
             model->backward();
             try {
-                m["grad_norm"] = adam.step(model->params(), model->grads(), lr);
+                m["grad_norm"] = model->optimizer_step(adam, lr);
             } catch (const Error& e) {
                 m["skipped"] = e.what();
             }

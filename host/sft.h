@@ -23,6 +23,7 @@ struct SftOptions {
     int save_every = 0;  // 0: only at the end (and on SIGINT / SIGTERM)
     int stop_at = 0;     // save and stop after this step, keeping the --steps schedule (time-limited jobs)
     bool resume = false;
+    std::string device = "auto";  // cpu | cuda | auto (CUDA when a GPU is present)
     int threads = 0;     // OpenMP threads; 0 keeps the default
     bool quiet = false;  // no progress lines
 };

@@ -2,7 +2,7 @@
 # gpu_check.sh: the one script to run on the GPU machine (see ../shared/GPU.md and the device tool).
 # Build here first (`make -j2`), then run it there with build/ carried along:
 #     tools/gpu_check.sh            # writes $OUT/gpu_check.json (or ./gpu_check_out/ without $OUT)
-# It runs, in order: `rusca info`; every GPU test (GoogleTest filter Cuda*); the same tests under
+# It runs, in order: `rusca info`; every GPU test (GoogleTest filter *Cuda*); the same tests under
 # compute-sanitizer memcheck; then each GPU benchmark that exists (`rusca bench <name>`, each with
 # its PyTorch baseline in the same run). A short table is printed last; the full numbers go to JSON.
 set -uo pipefail
@@ -16,12 +16,12 @@ step "rusca info"
 build/rusca info | tee "$out/info.txt"
 
 step "GPU tests"
-build/rusca_tests --gtest_filter='Cuda*' --gtest_output="json:$out/gpu_tests.json" 2>&1 | tee "$out/gpu_tests.txt" | tail -25
+build/rusca_tests --gtest_filter='*Cuda*' --gtest_output="json:$out/gpu_tests.json" 2>&1 | tee "$out/gpu_tests.txt" | tail -25
 tests_rc=${PIPESTATUS[0]}
 
 step "compute-sanitizer memcheck on the GPU tests"
 if command -v compute-sanitizer >/dev/null; then
-    compute-sanitizer --tool memcheck --error-exitcode 9 build/rusca_tests --gtest_filter='Cuda*' \
+    compute-sanitizer --tool memcheck --error-exitcode 9 build/rusca_tests --gtest_filter='*Cuda*' \
         > "$out/memcheck.txt" 2>&1
     memcheck_rc=$?
     tail -5 "$out/memcheck.txt"
