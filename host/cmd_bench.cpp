@@ -16,6 +16,7 @@
 #include "bench_util.h"
 #include "cli.h"
 #include "host/cuda/bench_kernels.h"
+#include "host/cuda/cuda_infer.h"
 #include "error.h"
 #include "fileio.h"
 #include "gpu.h"
@@ -75,9 +76,7 @@ nlohmann::json run_ours(const TrainBenchArgs& a) {
 }
 
 void train_bench(const TrainBenchArgs& a) {
-    std::string why;
-    const bool have_gpu = !list_gpus(&why).empty();
-    check(a.device == "cpu" || have_gpu, "bench " + a.name + " needs a GPU: " + why);
+    if (a.device != "cpu") require_gpu("bench " + a.name);
     if (a.threads > 0) omp_set_num_threads(a.threads);
     const int threads = omp_get_max_threads();
     ModelConfig config = load_config(a.config);
@@ -163,6 +162,33 @@ void add_bench_command(CLI::App& app) {
     loss->add_option("--hidden", (*loss_shape)[1], "Hidden size")->capture_default_str()->check(CLI::Range(8, 1 << 16));
     loss->add_option("--vocab", (*loss_shape)[2], "Vocabulary")->capture_default_str()->check(CLI::Range(2, 1 << 24));
     loss->callback([k, loss_shape] { bench_grpo_loss(*k, (*loss_shape)[0], (*loss_shape)[1], (*loss_shape)[2]); });
+
+    // Rollouts and judging on the Qwen2-0.5B shape, random weights (host/cuda/bench_rollout.cpp).
+    auto roll = std::make_shared<std::array<int, 6>>(std::array<int, 6>{64, 128, 256, 12, 300, 512});
+    auto config = std::make_shared<std::string>("data/bench_qwen2_0.5b_config.json");
+    CLI::App* gen = bench->add_subcommand("generate", "Batched sampling tokens/s and bandwidth use vs HF generate");
+    kernel_options(gen);
+    gen->add_option("--config", *config, "Model config.json")->capture_default_str()->check(CLI::ExistingFile);
+    gen->add_option("--batch", (*roll)[0], "Prompts decoded together")->capture_default_str()->check(CLI::Range(1, 65536));
+    gen->add_option("--prompt-len", (*roll)[1], "Prompt tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    gen->add_option("--new-tokens", (*roll)[2], "Generated tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    gen->callback([k, roll, config] {
+        write_bench_json(bench_generate(*config, (*roll)[0], (*roll)[1], (*roll)[2], std::min(k->repeats, 5), k->python,
+                                        !k->no_pytorch),
+                         k->json_out);
+    });
+    CLI::App* jud = bench->add_subcommand("judge", "Criteria judged per second (prefix-shared) vs one HF prefill each");
+    kernel_options(jud);
+    jud->add_option("--config", *config, "Judge model config.json")->capture_default_str()->check(CLI::ExistingFile);
+    jud->add_option("--responses", (*roll)[0], "Responses")->capture_default_str()->check(CLI::Range(1, 65536));
+    jud->add_option("--criteria", (*roll)[3], "Criteria per response")->capture_default_str()->check(CLI::Range(1, 1024));
+    jud->add_option("--conversation-len", (*roll)[4], "Conversation tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    jud->add_option("--response-len", (*roll)[5], "Response tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    jud->callback([k, roll, config] {
+        write_bench_json(bench_judge(*config, (*roll)[0], (*roll)[3], (*roll)[4], (*roll)[5], 40, std::min(k->repeats, 5),
+                                     k->python, !k->no_pytorch),
+                         k->json_out);
+    });
 }
 
 }  // namespace rusca

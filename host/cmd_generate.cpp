@@ -8,7 +8,7 @@
 #include "chat.h"
 #include "cli.h"
 #include "error.h"
-#include "generate.h"
+#include "engine.h"
 #include "model.h"
 #include "rubric.h"
 
@@ -17,7 +17,7 @@ namespace rusca {
 namespace {
 
 struct GenerateArgs {
-    std::string model, tokenizer, prompts, out;
+    std::string model, tokenizer, prompts, out, device = "auto";
     int n = 1, limit = 0;
     GenerateOptions gen;
 };
@@ -32,9 +32,9 @@ void run_generate(const GenerateArgs& a) {
     std::vector<PromptGroup> groups;
     for (const RubricExample& ex : prompts)
         groups.push_back({chat_prompt_tokens(tok, ex.prompt), std::vector<std::vector<int>>(a.n, chat_prefix_tokens(tok, ""))});
-    CpuInference inf(model->config, model->params());
+    const std::string device = resolve_device(a.device);
     auto t0 = std::chrono::steady_clock::now();
-    auto completions = generate(inf, groups, opt);
+    auto completions = generate_on(device, *model, groups, opt);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     std::ofstream out(a.out);
@@ -49,8 +49,8 @@ void run_generate(const GenerateArgs& a) {
             out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
             tokens += long(c.tokens.size());
         }
-    std::fprintf(stderr, "rusca generate: %zu prompts x %d samples, %ld tokens in %.2f s (%.0f tokens/s) -> %s\n",
-                 prompts.size(), a.n, tokens, secs, tokens / secs, a.out.c_str());
+    std::fprintf(stderr, "rusca generate (%s): %zu prompts x %d samples, %ld tokens in %.2f s (%.0f tokens/s) -> %s\n",
+                 device.c_str(), prompts.size(), a.n, tokens, secs, tokens / secs, a.out.c_str());
 }
 
 }  // namespace
@@ -76,6 +76,9 @@ void add_generate_command(CLI::App& app) {
     cmd->add_option("--top-k", a->gen.sampling.top_k, "Keep the k most likely (0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("--top-p", a->gen.sampling.top_p, "Nucleus mass (1: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--seed", a->gen.seed, "Sampling seed (same seed, same tokens)")->capture_default_str();
+    cmd->add_option("--device", a->device, "cpu, cuda, or auto (CUDA when a GPU is present)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     cmd->callback([a] { run_generate(*a); });
 }
 

@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "error.h"
-#include "judge.h"
+#include "engine.h"
 #include "model.h"
 #include "rubric.h"
 
@@ -22,7 +22,7 @@ using json = nlohmann::json;
 
 struct JudgeArgs {
     std::string judge, tokenizer, data, responses, out, templ = "data/judge_template.txt";
-    std::string yes = " yes", no = " no";
+    std::string yes = " yes", no = " no", device = "auto";
     int limit = 0;
 };
 
@@ -93,7 +93,8 @@ void run_judge(const JudgeArgs& a) {
         for (const std::string& r : responses[e]) items.push_back({&examples[e], r});
 
     auto t0 = std::chrono::steady_clock::now();
-    auto verdicts = judge.judge(items);
+    const std::string device = resolve_device(a.device);
+    auto verdicts = judge_on(device, *model, judge, items);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     std::ofstream out(a.out);
@@ -140,6 +141,9 @@ void add_judge_command(CLI::App& app) {
     cmd->add_option("--yes", a->yes, "Answer word for met (its first token is compared)")->capture_default_str();
     cmd->add_option("--no", a->no, "Answer word for not met")->capture_default_str();
     cmd->add_option("--limit", a->limit, "Judge only the first N examples (0: all)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--device", a->device, "cpu, cuda, or auto (CUDA when a GPU is present)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     cmd->callback([a] { run_judge(*a); });
 }
 

@@ -17,6 +17,8 @@ struct GpuInfo {
 bool cuda_built();
 // Visible GPUs; when there are none, `why_none` (if given) says why (no driver, no device, ...).
 std::vector<GpuInfo> list_gpus(std::string* why_none = nullptr);
+// Throws Error("<what> needs a GPU: <why there is none>") when no GPU is visible.
+void require_gpu(const std::string& what);
 // Bytes in use on the current GPU (total - free, all processes); 0 without CUDA.
 size_t gpu_memory_used();
 

@@ -65,6 +65,9 @@ std::unique_ptr<Model> make_cpu_model(const ModelConfig& c);
 // The backend for `device`: "cpu", "cuda" (an Error naming why when CUDA is not built or there is
 // no GPU), or "auto" (CUDA when a GPU is present, else the CPU).
 std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device);
+// "cpu" or "cuda" for a --device value (auto: cuda when a GPU is present); an Error naming why
+// when cuda is asked for and cannot be had.
+std::string resolve_device(const std::string& device);
 
 // A model directory (config.json + safetensors weights) loaded into the CPU backend.
 std::unique_ptr<Model> load_cpu_model(const std::string& dir);

@@ -9,14 +9,24 @@ namespace rusca {
 std::unique_ptr<Model> make_cuda_model(const ModelConfig& c);  // host/cuda/cuda_model.cpp
 #endif
 
-std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device) {
+void require_gpu(const std::string& what) {
+    std::string why;
+    const bool have_gpu = !list_gpus(&why).empty();  // before the message: it fills `why`
+    check(have_gpu, what + " needs a GPU: " + why);
+}
+
+std::string resolve_device(const std::string& device) {
     check(device == "cpu" || device == "cuda" || device == "auto",
           "--device: \"" + device + "\" (expected cpu, cuda or auto)");
-    if (device == "cpu") return make_cpu_model(c);
-    std::string why;
-    const bool have_gpu = !list_gpus(&why).empty();
-    if (device == "auto" && !have_gpu) return make_cpu_model(c);
-    check(have_gpu, "--device cuda: no usable GPU (" + why + ")");
+    if (device == "cpu") return "cpu";
+    if (device == "auto" && list_gpus().empty()) return "cpu";
+    require_gpu("--device cuda");
+    check(cuda_built(), "--device cuda: this rusca was built without CUDA");
+    return "cuda";
+}
+
+std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device) {
+    if (resolve_device(device) == "cpu") return make_cpu_model(c);
 #ifdef RUSCA_CUDA
     return make_cuda_model(c);
 #else

@@ -28,12 +28,6 @@ namespace rusca {
 
 namespace {
 
-void require_gpu(const char* what) {
-    std::string why;
-    const bool have_gpu = !list_gpus(&why).empty();
-    check(have_gpu, std::string("bench ") + what + " needs a GPU: " + why);
-}
-
 std::vector<uint16_t> random_bf16(size_t n, float scale, uint32_t seed) {
     std::mt19937 gen(seed);
     std::normal_distribution<float> d(0.0f, scale);
@@ -45,7 +39,7 @@ std::vector<uint16_t> random_bf16(size_t n, float scale, uint32_t seed) {
 }  // namespace
 
 void bench_attention(const KernelBenchArgs& a, int B, int Hq, int Hkv) {
-    require_gpu("attention");
+    require_gpu("bench attention");
     nlohmann::json rows = nlohmann::json::array();
     std::printf("bench attention: causal GQA, B=%d Hq=%d Hkv=%d, bf16 | %s\n", B, Hq, Hkv, gpu_name().c_str());
     std::printf("  %5s %4s | %10s %10s | %10s %10s | %s\n", "T", "D", "fwd TF/s", "torch", "bwd TF/s", "torch",
@@ -71,7 +65,7 @@ void bench_attention(const KernelBenchArgs& a, int B, int Hq, int Hkv) {
 }
 
 void bench_grpo_loss(const KernelBenchArgs& a, int N, int C, int V) {
-    require_gpu("grpo-loss");
+    require_gpu("bench grpo-loss");
     using bf16 = __nv_bfloat16;
     const int S = std::max(1, N / 256);
     std::vector<int> tokens(N), seq(N);
