@@ -39,21 +39,27 @@ std::string cpu_name() {
 }
 
 nlohmann::json run_python_json(const std::string& python, const std::string& script, const std::string& args) {
-    const std::string cmd = python + " " + repo_root() + "/" + script + " " + args + " 2>/dev/null";
+    const std::string cmd = python + " " + repo_root() + "/" + script + " " + args + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return {{"error", "could not start " + python}};
-    std::string out, last;
+    std::string out;
     char buf[4096];
     while (fgets(buf, sizeof(buf), p)) out += buf;
-    pclose(p);
-    for (size_t start = 0, end; start < out.size(); start = end + 1) {  // the last non-empty line
+    const int rc = pclose(p);
+    std::vector<std::string> lines;
+    for (size_t start = 0, end; start < out.size(); start = end + 1) {
         end = out.find('\n', start);
         if (end == std::string::npos) end = out.size();
-        if (end > start) last = out.substr(start, end - start);
+        if (end > start) lines.push_back(out.substr(start, end - start));
     }
-    auto j = nlohmann::json::parse(last, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return {{"error", "no JSON from " + script}};
-    return j;
+    // The answer is the last line that parses as a JSON object (progress goes to stderr before it).
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+        auto j = nlohmann::json::parse(*it, nullptr, false);
+        if (!j.is_discarded() && j.is_object()) return j;
+    }
+    std::string tail;
+    for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); i++) tail += lines[i] + " | ";
+    return {{"error", "no JSON from " + script + " (exit status " + std::to_string(rc) + "): " + tail}};
 }
 
 void write_bench_json(nlohmann::json result, const std::string& path) {

@@ -11,8 +11,8 @@ double median(std::vector<double> v);
 std::string repo_root();  // the binary lives in <root>/build/rusca
 std::string cpu_name();
 std::string gpu_name();   // "no GPU" without one
-// Runs `python <repo>/<script> <args>` and returns the JSON object on its last stdout line, or
-// {"error": ...} when the script could not run or printed none.
+// Runs `python <repo>/<script> <args>` and returns the last JSON object line it printed, or
+// {"error": ...} with its exit status and last lines when it printed none.
 nlohmann::json run_python_json(const std::string& python, const std::string& script, const std::string& args);
 // Adds "date" (UTC) and writes `result` to `path` atomically (nothing when path is empty).
 void write_bench_json(nlohmann::json result, const std::string& path);

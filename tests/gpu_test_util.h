@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "host/gpu.h"
@@ -49,6 +50,25 @@ inline double max_abs_diff(const std::vector<float>& a, const std::vector<double
     double m = 0;
     for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::fabs(double(a[i]) - ref[i]));
     return m;
+}
+
+inline std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+inline double max_abs(const std::vector<double>& v) {
+    double m = 0;
+    for (double x : v) m = std::max(m, std::fabs(x));
+    return m;
+}
+
+// The tolerance rule above, and no NaN/inf (an unwritten poisoned output): the kernel's error
+// against the double reference is at most 2x the naive bf16 computation's, plus `floor`.
+inline void expect_bf16_rule(const std::vector<float>& got, const std::vector<double>& ref,
+                             const std::vector<float>& naive, double floor, const std::string& what) {
+    ASSERT_EQ(got.size(), ref.size()) << what;
+    for (size_t i = 0; i < got.size(); i++) ASSERT_TRUE(std::isfinite(got[i])) << what << "[" << i << "] = " << got[i];
+    const double err = max_abs_diff(got, ref), naive_err = max_abs_diff(naive, ref);
+    EXPECT_LE(err, 2 * naive_err + floor) << what << ": kernel error " << err << ", naive bf16 error " << naive_err
+                                          << ", floor " << floor;
 }
 
 #ifdef RUSCA_CUDA

@@ -32,21 +32,6 @@ using cpu::GrpoLossStats;
 
 namespace {
 
-double max_abs(const std::vector<double>& v) {
-    double m = 0;
-    for (double x : v) m = std::max(m, std::fabs(x));
-    return m;
-}
-
-void expect_bf16_rule(const std::vector<float>& got, const std::vector<double>& ref,
-                      const std::vector<float>& naive, double floor, const std::string& what) {
-    ASSERT_EQ(got.size(), ref.size()) << what;
-    for (size_t i = 0; i < got.size(); i++) ASSERT_TRUE(std::isfinite(got[i])) << what << "[" << i << "] = " << got[i];
-    const double err = max_abs_diff(got, ref), naive_err = max_abs_diff(naive, ref);
-    EXPECT_LE(err, 2 * naive_err + floor) << what << ": kernel error " << err << ", naive bf16 error " << naive_err
-                                          << ", floor " << floor;
-}
-
 void expect_scalar_rule(double got, double ref, double naive, double floor, const std::string& what) {
     ASSERT_TRUE(std::isfinite(got)) << what;
     EXPECT_LE(std::fabs(got - ref), 2 * std::fabs(naive - ref) + floor)

@@ -30,24 +30,6 @@ struct Shape {
 // Odd, ragged and aligned shapes; (37, 72, 130) leaves rows of out 260 bytes apart (not 16-aligned).
 const Shape kShapes[] = {{37, 72, 130}, {64, 128, 96}, {1, 8, 3}, {129, 200, 257}, {256, 512, 384}};
 
-std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
-
-double max_abs(const std::vector<double>& v) {
-    double m = 0;
-    for (double x : v) m = std::max(m, std::fabs(x));
-    return m;
-}
-
-// The tolerance rule of gpu_test_util.h, and no NaN/inf (an unwritten poisoned output).
-void expect_bf16_rule(const std::vector<float>& got, const std::vector<double>& ref,
-                      const std::vector<float>& naive, double floor, const std::string& what) {
-    ASSERT_EQ(got.size(), ref.size()) << what;
-    for (size_t i = 0; i < got.size(); i++) ASSERT_TRUE(std::isfinite(got[i])) << what << "[" << i << "] = " << got[i];
-    const double err = max_abs_diff(got, ref), naive_err = max_abs_diff(naive, ref);
-    EXPECT_LE(err, 2 * naive_err + floor) << what << ": kernel error " << err << ", naive bf16 error " << naive_err
-                                          << ", floor " << floor;
-}
-
 // fp32 outputs differ from the float twin only by summation order and the tensor cores' fp32
 // accumulation, so the floor is relative to the output's scale.
 double floor_for(const std::vector<double>& ref) { return 3e-5 * std::max(max_abs(ref), 1e-30); }

@@ -37,20 +37,12 @@ using bf16 = __nv_bfloat16;
 using VecF = std::vector<float>;
 using VecD = std::vector<double>;
 
-VecD to_double(const VecF& v) { return VecD(v.begin(), v.end()); }
-
 // A bf16 device copy of v (v should already be bf16-rounded, so the device holds the same values).
 cuda::DeviceBuffer<bf16> upload_bf16(const VecF& v) { return cuda::DeviceBuffer<bf16>(to_device_bf16(v)); }
 VecF download_bf16(const cuda::DeviceBuffer<bf16>& b) { return from_bf16(b.download()); }
 
 // Random bf16-valued inputs: uniform in [-scale, scale], never zero, then rounded to bf16.
 VecF random_bf16(size_t n, uint32_t seed, float scale = 1.0f) { return round_bf16(random_vector(n, seed, scale)); }
-
-double max_abs(const VecD& v) {
-    double m = 0;
-    for (double x : v) m = std::max(m, std::fabs(x));
-    return m;
-}
 
 bool has_nan(const VecF& v) {
     return std::any_of(v.begin(), v.end(), [](float x) { return std::isnan(x); });

@@ -8,7 +8,6 @@
 // as long as nothing stops early (no stop tokens). Our time is wall clock around whole synchronous
 // calls (generate() and judge() end with the stream synchronized), median of `repeats` after one
 // untimed warm-up call.
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include <cmath>
 
 #include "host/config.h"
+#include "host/bench_util.h"
 #include "host/gpu.h"
 #include "host/model.h"
 #include "host/params.h"
@@ -35,48 +35,6 @@ namespace rusca {
 #ifdef RUSCA_CUDA
 
 namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string repo_root() {  // the binary lives in <root>/build/
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    std::string exe = n > 0 ? std::string(buf, size_t(n)) : "build/rusca";
-    std::string dir = exe.substr(0, exe.find_last_of('/'));
-    return dir.substr(0, dir.find_last_of('/'));
-}
-
-std::string gpu_name() {
-    std::vector<GpuInfo> gpus = list_gpus();
-    return gpus.empty() ? "no GPU" : gpus[0].name;
-}
-
-// Runs a baseline script; its answer is the last output line that parses as a JSON object.
-nlohmann::json run_script(const std::string& python, const std::string& script, const std::string& args) {
-    const std::string cmd = python + " " + repo_root() + "/tools/" + script + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return {{"error", "could not start " + python}};
-    std::string out;
-    char buf[4096];
-    while (fgets(buf, sizeof(buf), p)) out += buf;
-    const int rc = pclose(p);
-    std::vector<std::string> lines;
-    for (size_t start = 0, end; start < out.size(); start = end + 1) {
-        end = out.find('\n', start);
-        if (end == std::string::npos) end = out.size();
-        if (end > start) lines.push_back(out.substr(start, end - start));
-    }
-    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-        auto j = nlohmann::json::parse(*it, nullptr, false);
-        if (!j.is_discarded() && j.is_object()) return j;
-    }
-    std::string tail;
-    for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); i++) tail += lines[i] + " | ";
-    return {{"error", "no JSON from tools/" + script + " (exit status " + std::to_string(rc) + "): " + tail}};
-}
 
 std::vector<int> random_tokens(Rng& rng, int n, int V) {
     std::vector<int> t(n);
@@ -181,7 +139,7 @@ nlohmann::json bench_generate(const std::string& config_path, int batch, int pro
     engine.reset();
     nlohmann::json torch = {{"error", "skipped (run_pytorch = false)"}};
     if (run_pytorch)
-        torch = run_script(python, "bench_generate_torch.py",
+        torch = run_python_json(python, "tools/bench_generate_torch.py",
                            "--config " + config_path + " --batch " + std::to_string(batch) + " --prompt-len " +
                                std::to_string(prompt_len) + " --new-tokens " + std::to_string(new_tokens) +
                                " --repeats " + std::to_string(std::min(repeats, 3)));
@@ -250,7 +208,7 @@ nlohmann::json bench_judge(const std::string& config_path, int responses, int cr
     engine.reset();
     nlohmann::json torch = {{"error", "skipped (run_pytorch = false)"}};
     if (run_pytorch)
-        torch = run_script(python, "bench_judge_torch.py",
+        torch = run_python_json(python, "tools/bench_judge_torch.py",
                            "--config " + config_path + " --responses " + std::to_string(responses) + " --criteria " +
                                std::to_string(criteria) + " --conversation-len " + std::to_string(conversation_len) +
                                " --response-len " + std::to_string(response_len) + " --criterion-len " +
