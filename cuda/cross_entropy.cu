@@ -26,6 +26,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/device_buffer.h"
 #include "cuda/matmul.cuh"
 #include "host/error.h"
 
@@ -159,34 +160,6 @@ __global__ void __launch_bounds__(kRowThreads)
         }
     }
 }
-
-// Device memory for one call, allocated and freed in stream order (the pool reuses it), carved into
-// 256-byte-aligned pieces with take(). (grpo_loss.cu has the same helper.)
-class StreamScratch {
-public:
-    StreamScratch(size_t bytes, cudaStream_t s) : stream_(s), size_(bytes) {
-        CUDA_CHECK(cudaMallocAsync(&base_, bytes, s));
-    }
-    StreamScratch(const StreamScratch&) = delete;
-    StreamScratch& operator=(const StreamScratch&) = delete;
-    ~StreamScratch() {
-        if (base_) cudaFreeAsync(base_, stream_);  // not checked: destructors must not throw
-    }
-    static size_t piece(size_t bytes) { return (bytes + 255) / 256 * 256; }
-    template <typename T>
-    T* take(size_t count) {
-        const size_t bytes = piece(count * sizeof(T));
-        check(used_ + bytes <= size_, "StreamScratch: internal error, scratch too small");
-        T* p = reinterpret_cast<T*>(static_cast<char*>(base_) + used_);
-        used_ += bytes;
-        return p;
-    }
-
-private:
-    void* base_ = nullptr;
-    cudaStream_t stream_;
-    size_t size_, used_ = 0;
-};
 
 }  // namespace
 

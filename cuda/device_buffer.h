@@ -4,9 +4,11 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <string>
 #include <vector>
 
 #include "common.cuh"
+#include "host/error.h"
 
 namespace rusca::cuda {
 
@@ -50,10 +52,39 @@ public:
 
 private:
     void check_size(size_t n) const {
-        if (n != n_) check_cuda(cudaErrorInvalidValue, __FILE__, __LINE__);
+        check(n == n_, "DeviceBuffer: upload of " + std::to_string(n) + " elements into a buffer of " +
+                           std::to_string(n_));
     }
     T* p_ = nullptr;
     size_t n_ = 0;
+};
+
+// Device memory for one call, allocated and freed in stream order (the pool reuses it), carved into
+// 256-byte-aligned pieces with take(). Kernels' per-call scratch lives in one of these.
+class StreamScratch {
+public:
+    StreamScratch(size_t bytes, cudaStream_t s) : stream_(s), size_(bytes) {
+        CUDA_CHECK(cudaMallocAsync(&base_, bytes, s));
+    }
+    StreamScratch(const StreamScratch&) = delete;
+    StreamScratch& operator=(const StreamScratch&) = delete;
+    ~StreamScratch() {
+        if (base_) cudaFreeAsync(base_, stream_);  // not checked: destructors must not throw
+    }
+    static size_t piece(size_t bytes) { return (bytes + 255) / 256 * 256; }
+    template <typename T>
+    T* take(size_t count) {
+        const size_t bytes = piece(count * sizeof(T));
+        check(used_ + bytes <= size_, "StreamScratch: internal error, scratch too small");
+        T* p = reinterpret_cast<T*>(static_cast<char*>(base_) + used_);
+        used_ += bytes;
+        return p;
+    }
+
+private:
+    void* base_ = nullptr;
+    cudaStream_t stream_;
+    size_t size_, used_ = 0;
 };
 
 }  // namespace rusca::cuda

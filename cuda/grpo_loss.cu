@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "cuda/common.cuh"
+#include "cuda/device_buffer.h"
 #include "cuda/cross_entropy.cuh"
 #include "cuda/matmul.cuh"
 #include "host/error.h"
@@ -146,34 +147,6 @@ std::vector<T> download(const T* p, int n, cudaStream_t stream) {
     if (n > 0) CUDA_CHECK(cudaMemcpyAsync(h.data(), p, (size_t)n * sizeof(T), cudaMemcpyDeviceToHost, stream));
     return h;
 }
-
-// Device memory for one call, allocated and freed in stream order (the pool reuses it), carved into
-// 256-byte-aligned pieces with take(). (cross_entropy.cu has the same helper.)
-class StreamScratch {
-public:
-    StreamScratch(size_t bytes, cudaStream_t s) : stream_(s), size_(bytes) {
-        CUDA_CHECK(cudaMallocAsync(&base_, bytes, s));
-    }
-    StreamScratch(const StreamScratch&) = delete;
-    StreamScratch& operator=(const StreamScratch&) = delete;
-    ~StreamScratch() {
-        if (base_) cudaFreeAsync(base_, stream_);  // not checked: destructors must not throw
-    }
-    static size_t piece(size_t bytes) { return (bytes + 255) / 256 * 256; }
-    template <typename T>
-    T* take(size_t count) {
-        const size_t bytes = piece(count * sizeof(T));
-        check(used_ + bytes <= size_, "StreamScratch: internal error, scratch too small");
-        T* p = reinterpret_cast<T*>(static_cast<char*>(base_) + used_);
-        used_ += bytes;
-        return p;
-    }
-
-private:
-    void* base_ = nullptr;
-    cudaStream_t stream_;
-    size_t size_, used_ = 0;
-};
 
 void check_head(const char* who, int N, int C, int V, double temperature) {
     check(N >= 0 && C > 0 && V > 0, std::string(who) + ": bad sizes N=" + std::to_string(N) +
