@@ -2,8 +2,6 @@
 // for tiny Qwen2 (untied, QKV bias) and Llama (tied) shapes, sharded loading, mismatch errors,
 // and the crash-safety bookkeeping (`latest`, leftover temp directories).
 #include <gtest/gtest.h>
-
-#include "test_util.h"
 #include <stdlib.h>
 
 #include <cstring>
@@ -14,6 +12,7 @@
 #include "host/checkpoint.h"
 #include "host/error.h"
 #include "host/fileio.h"
+#include "test_util.h"
 
 namespace rusca {
 namespace {

@@ -2,8 +2,6 @@
 // and finite, a checkpoint written, a resumed run identical to an uninterrupted one; and the
 // scaffold schedule the trainer logs, recomputed from the formula for a 350-step, G = 8 run.
 #include <gtest/gtest.h>
-
-#include "test_util.h"
 #include <stdlib.h>
 
 #include <cmath>
@@ -14,6 +12,7 @@
 #include "host/fileio.h"
 #include "host/model.h"
 #include "host/rl.h"
+#include "test_util.h"
 
 using namespace rusca;
 using namespace rusca::testutil;

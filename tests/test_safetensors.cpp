@@ -1,8 +1,6 @@
 // test_safetensors.cpp: safetensors round trips, fp32 <-> bf16/f16 conversion, and one test per
 // kind of malformed file, each checking that the error names the file (and tensor).
 #include <gtest/gtest.h>
-
-#include "test_util.h"
 #include <stdlib.h>
 
 #include <cmath>
@@ -14,6 +12,7 @@
 #include "host/error.h"
 #include "host/fileio.h"
 #include "host/safetensors.h"
+#include "test_util.h"
 
 namespace rusca {
 namespace {

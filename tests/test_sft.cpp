@@ -1,20 +1,21 @@
 // test_sft.cpp: the supervised training loop: loss falls, a resumed run is bit-identical to an
 // uninterrupted one, and bad data is reported with its file and line.
 #include <gtest/gtest.h>
-
-#include "test_util.h"
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <fstream>
 
 #include "host/checkpoint.h"
+#include "host/config.h"
 #include "host/error.h"
 #include "host/fileio.h"
 #include "host/sft.h"
 #include "host/sft_data.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace rusca;
@@ -108,6 +109,29 @@ TEST(Sft, MissingInputsAreClearErrors) {
     EXPECT_NE(error_of([&] { run_sft(o); }).find("nope.model"), std::string::npos);
     o = tiny_options(dir, dir.path + "/missing.jsonl", "run");
     EXPECT_NE(error_of([&] { run_sft(o); }).find("missing.jsonl"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Sft, NonFiniteLossSkipsTheUpdateAndSaysSo) {
+    TempDir dir;
+    ModelConfig c = parse_config(kTinyConfig, "tiny");
+    ParamLayout layout(c);
+    std::vector<float> params(layout.total, 1e30f);  // overflows to inf / NaN in the first matmul
+    save_model(dir.file("bad_model"), c, layout, params.data());
+    SftOptions o = tiny_options(dir, "data/tiny_sft.jsonl", "run");
+    o.init_config.clear();
+    o.model = dir.file("bad_model");
+    o.steps = 2;
+    SftResult r = run_sft(o);
+    EXPECT_FALSE(std::isfinite(r.losses[0]));
+    const std::string metrics = read_file(o.out + "/metrics.jsonl");
+    EXPECT_NE(metrics.find("\"skipped\""), std::string::npos) << metrics;
+    std::vector<float> after(layout.total);
+    load_params(r.last_checkpoint, layout, after.data());
+    EXPECT_EQ(after, params);  // nothing was updated
 }
 
 }  // namespace

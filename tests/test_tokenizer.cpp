@@ -2,8 +2,6 @@
 // chat markers, exact round trips) and the wrapper's errors and training path.
 // Tests run from the repository root (tests/main.cpp), so data/ paths resolve.
 #include <gtest/gtest.h>
-
-#include "test_util.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +13,7 @@
 
 #include "host/error.h"
 #include "tokenizer/tokenizer.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using rusca::Tokenizer;
