@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "cuda/pack.cuh"
 #include "embedding.cuh"
 #include "host/error.h"
 
@@ -30,13 +31,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-// V bf16 values moved as one 2V-byte access (V = 8: one 16-byte load/store).
-template <int V>
-struct alignas(2 * V) Pack {
-    bf16 v[V];
-};
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Block n copies row tokens[n] of wte into row n of out, V elements per thread step (C % V == 0).
 template <int V>

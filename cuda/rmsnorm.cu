@@ -20,6 +20,7 @@
 #include <string>
 
 #include "common.cuh"
+#include "cuda/pack.cuh"
 #include "host/error.h"
 #include "rmsnorm.cuh"
 
@@ -30,21 +31,6 @@ using bf16 = __nv_bfloat16;
 
 constexpr int kWarpsPerBlock = 4;  // rows per block in the per-row kernels
 
-// V bf16 values moved as one 2V-byte access (V = 8: one 16-byte load/store).
-template <int V>
-struct alignas(2 * V) Pack {
-    bf16 v[V];
-};
-template <int V>
-__device__ Pack<V> load(const bf16* p) {
-    return *reinterpret_cast<const Pack<V>*>(p);
-}
-template <int V>
-__device__ void store(bf16* p, const Pack<V>& x) {
-    *reinterpret_cast<Pack<V>*>(p) = x;
-}
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Sum over the 32 lanes; every lane gets the same value (a + b == b + a bit for bit).
 __device__ float warp_sum(float x) {

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common.cuh"
+#include "cuda/pack.cuh"
 #include "host/error.h"
 #include "rope.cuh"
 
@@ -31,21 +32,6 @@ struct InvFreq {
     double v[kMaxHalf];  // inv_freq_i for i < D/2
 };
 
-// V bf16 values moved as one 2V-byte access.
-template <int V>
-struct alignas(2 * V) Pack {
-    bf16 v[V];
-};
-template <int V>
-__device__ Pack<V> load(const bf16* p) {
-    return *reinterpret_cast<const Pack<V>*>(p);
-}
-template <int V>
-__device__ void store(bf16* p, const Pack<V>& x) {
-    *reinterpret_cast<Pack<V>*>(p) = x;
-}
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Block n: out[n] = R(dir * angle) x[n] for all heads; x, out: [N, H, D]. dir = +1 forward, -1 backward;
 // ACCUMULATE: out += instead of out = . out may alias x: each pair is read and written by one thread.

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "cuda/pack.cuh"
 #include "host/error.h"
 #include "swiglu.cuh"
 
@@ -16,21 +17,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-// V bf16 values moved as one 2V-byte access (V = 8: one 16-byte load/store).
-template <int V>
-struct alignas(2 * V) Pack {
-    bf16 v[V];
-};
-template <int V>
-__device__ Pack<V> load(const bf16* p) {
-    return *reinterpret_cast<const Pack<V>*>(p);
-}
-template <int V>
-__device__ void store(bf16* p, const Pack<V>& x) {
-    *reinterpret_cast<Pack<V>*>(p) = x;
-}
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 __device__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }  // expf overflow: 1/inf = 0, fine
 
