@@ -31,7 +31,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-
 // Block n copies row tokens[n] of wte into row n of out, V elements per thread step (C % V == 0).
 template <int V>
 __global__ void embedding_forward_kernel(bf16* out, const int* tokens, const bf16* wte, int C) {

@@ -31,7 +31,6 @@ using bf16 = __nv_bfloat16;
 
 constexpr int kWarpsPerBlock = 4;  // rows per block in the per-row kernels
 
-
 // Sum over the 32 lanes; every lane gets the same value (a + b == b + a bit for bit).
 __device__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);

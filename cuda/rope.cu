@@ -32,7 +32,6 @@ struct InvFreq {
     double v[kMaxHalf];  // inv_freq_i for i < D/2
 };
 
-
 // Block n: out[n] = R(dir * angle) x[n] for all heads; x, out: [N, H, D]. dir = +1 forward, -1 backward;
 // ACCUMULATE: out += instead of out = . out may alias x: each pair is read and written by one thread.
 template <int V, bool ACCUMULATE>

@@ -17,7 +17,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-
 __device__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }  // expf overflow: 1/inf = 0, fine
 
 // Grid-stride over npacks = n / V packs. out may alias gate or up (same thread reads then writes).
