@@ -93,52 +93,13 @@ __global__ void token_term_kernel(float* tok_loss, float* tok_k3, int* tok_flags
     gscale[r] = (float)(-w[i] * dloss * cfg.inv_temperature);
 }
 
-// w[n] = d loss / d L_n, exactly as the twin's agg_weights (grpo_loss.cpp).
-std::vector<double> agg_weights(const std::vector<float>& mask, const std::vector<int>& seq, int N, int S,
-                                int max_len, GrpoAgg agg) {
-    std::vector<double> w(N, 0.0);
-    if (agg == GrpoAgg::TokenMean) {
-        double total = 0;
-        for (int n = 0; n < N; n++) total += mask[n];
-        for (int n = 0; n < N; n++) w[n] = total > 0 ? mask[n] / total : 0.0;
-    } else if (agg == GrpoAgg::SeqMeanTokenSumNorm) {
-        for (int n = 0; n < N; n++) w[n] = mask[n] / ((double)S * max_len);
-    } else {
-        std::vector<double> seq_tokens(S, 0.0);
-        for (int n = 0; n < N; n++)
-            if (mask[n] != 0) seq_tokens[seq[n]] += mask[n];
-        int nonempty = 0;  // sequences without a counted token leave the mean (as verl does)
-        for (int s = 0; s < S; s++) nonempty += seq_tokens[s] > 0;
-        for (int n = 0; n < N; n++) {
-            if (mask[n] == 0) continue;
-            w[n] = (double)mask[n] / nonempty;
-            if (agg == GrpoAgg::SeqMeanTokenMean) w[n] /= seq_tokens[seq[n]];
-        }
-    }
-    return w;
-}
-
-// The twin's checks (validate_head + validate_loss), on host copies of tokens, mask and seq.
+// The twin's checks on host copies: tokens inside the vocabulary, then the loss's own inputs.
 void validate(const std::vector<int>& tokens, const std::vector<float>& mask, const std::vector<int>& seq,
               const float* ref_logp, int N, int V, int S, int max_len, const cpu::GrpoLossConfig& cfg) {
-    check(cfg.temperature > 0, "grpo_loss: temperature must be > 0, got " + std::to_string(cfg.temperature));
-    check(cfg.eps_low >= 0 && cfg.eps_low < 1 && cfg.eps_high >= 0,
-          "grpo_loss: need 0 <= eps_low < 1 and eps_high >= 0, got " + std::to_string(cfg.eps_low) +
-              " and " + std::to_string(cfg.eps_high));
-    check(cfg.beta >= 0, "grpo_loss: beta must be >= 0, got " + std::to_string(cfg.beta));
-    check(cfg.beta == 0 || ref_logp, "grpo_loss: beta = " + std::to_string(cfg.beta) +
-                                         " needs the reference log-probs (ref_logp is null)");
-    check(cfg.agg != GrpoAgg::SeqMeanTokenSumNorm || max_len > 0,
-          "grpo_loss: seq-mean-token-sum-norm needs max_len > 0, got " + std::to_string(max_len));
-    for (int n = 0; n < N; n++) {
+    for (int n = 0; n < N; n++)
         check(tokens[n] < V, "grpo_loss: tokens[" + std::to_string(n) + "] = " + std::to_string(tokens[n]) +
                                  " is outside the vocabulary [0, " + std::to_string(V) + ")");
-        if (mask[n] == 0) continue;
-        const std::string at = "grpo_loss: counted position " + std::to_string(n) + " has ";
-        check(tokens[n] >= 0, at + "no token (tokens[n] = " + std::to_string(tokens[n]) + ")");
-        check(seq[n] >= 0 && seq[n] < S,
-              at + "seq = " + std::to_string(seq[n]) + ", outside [0, S = " + std::to_string(S) + ")");
-    }
+    cpu::grpo_validate_loss(tokens.data(), ref_logp, mask.data(), seq.data(), N, S, max_len, cfg);
 }
 
 template <typename T>
@@ -190,7 +151,7 @@ cpu::GrpoLossStats grpo_loss(float* logp, bf16* dhidden, float* dW, const bf16* 
     const std::vector<float> h_mask = download(mask, N, stream);
     CUDA_CHECK(cudaStreamSynchronize(stream));
     validate(h_tokens, h_mask, h_seq, ref_logp, N, V, S, max_len, cfg);
-    const std::vector<double> w = agg_weights(h_mask, h_seq, N, S, max_len, cfg.agg);
+    const std::vector<double> w = cpu::grpo_agg_weights(h_mask.data(), h_seq.data(), N, S, max_len, cfg.agg);
 
     const bool backward = dhidden || dW;
     const size_t logits_count = (size_t)tc * V;

@@ -330,8 +330,32 @@ TokenTerm token_term(double logp, double A, double old_logp, const float* ref_lo
     return t;
 }
 
+void validate_head(const std::string& who, const int* tokens, int N, int C, int V, double temperature,
+                   int vocab_chunk, int token_chunk) {
+    check(N >= 0 && C > 0 && V > 0, who + ": bad sizes N=" + std::to_string(N) + " C=" +
+                                        std::to_string(C) + " V=" + std::to_string(V));
+    check(temperature > 0, who + ": temperature must be > 0, got " + std::to_string(temperature));
+    check(vocab_chunk > 0 && token_chunk > 0,
+          who + ": chunk sizes must be > 0, got vocab_chunk=" + std::to_string(vocab_chunk) +
+              " token_chunk=" + std::to_string(token_chunk));
+    for (int n = 0; n < N; n++)
+        check(tokens[n] < V, who + ": tokens[" + std::to_string(n) + "] = " +
+                                 std::to_string(tokens[n]) + " is outside the vocabulary [0, " +
+                                 std::to_string(V) + ")");
+}
+
+// The positions that have a token (tokens[n] >= 0), ascending.
+std::vector<int> rows_with_token(const int* tokens, int N) {
+    std::vector<int> rows;
+    for (int n = 0; n < N; n++)
+        if (tokens[n] >= 0) rows.push_back(n);
+    return rows;
+}
+
+}  // namespace
+
 // w[n] = d loss / d L_n: how much position n's loss counts in the aggregate (0 where mask == 0).
-std::vector<double> agg_weights(const float* mask, const int* seq, int N, int S, int max_len,
+std::vector<double> grpo_agg_weights(const float* mask, const int* seq, int N, int S, int max_len,
                                 GrpoAgg agg) {
     std::vector<double> w(N, 0.0);
     if (agg == GrpoAgg::TokenMean) {
@@ -355,21 +379,7 @@ std::vector<double> agg_weights(const float* mask, const int* seq, int N, int S,
     return w;
 }
 
-void validate_head(const std::string& who, const int* tokens, int N, int C, int V, double temperature,
-                   int vocab_chunk, int token_chunk) {
-    check(N >= 0 && C > 0 && V > 0, who + ": bad sizes N=" + std::to_string(N) + " C=" +
-                                        std::to_string(C) + " V=" + std::to_string(V));
-    check(temperature > 0, who + ": temperature must be > 0, got " + std::to_string(temperature));
-    check(vocab_chunk > 0 && token_chunk > 0,
-          who + ": chunk sizes must be > 0, got vocab_chunk=" + std::to_string(vocab_chunk) +
-              " token_chunk=" + std::to_string(token_chunk));
-    for (int n = 0; n < N; n++)
-        check(tokens[n] < V, who + ": tokens[" + std::to_string(n) + "] = " +
-                                 std::to_string(tokens[n]) + " is outside the vocabulary [0, " +
-                                 std::to_string(V) + ")");
-}
-
-void validate_loss(const int* tokens, const float* ref_logp, const float* mask, const int* seq,
+void grpo_validate_loss(const int* tokens, const float* ref_logp, const float* mask, const int* seq,
                    int N, int S, int max_len, const GrpoLossConfig& cfg) {
     check(cfg.eps_low >= 0 && cfg.eps_low < 1 && cfg.eps_high >= 0,
           "grpo_loss: need 0 <= eps_low < 1 and eps_high >= 0, got " + std::to_string(cfg.eps_low) +
@@ -388,15 +398,6 @@ void validate_loss(const int* tokens, const float* ref_logp, const float* mask, 
     }
 }
 
-// The positions that have a token (tokens[n] >= 0), ascending.
-std::vector<int> rows_with_token(const int* tokens, int N) {
-    std::vector<int> rows;
-    for (int n = 0; n < N; n++)
-        if (tokens[n] >= 0) rows.push_back(n);
-    return rows;
-}
-
-}  // namespace
 
 template <typename Real>
 void grpo_logprobs(Real* logp, Real* entropy, const Real* hidden, const Real* W, const int* tokens,
@@ -417,13 +418,13 @@ GrpoLossStats grpo_loss(Real* logp, Real* dhidden, Real* dW, const Real* hidden,
                         const float* ref_logp, const float* mask, const int* seq, int N, int C, int V,
                         int S, int max_len, const GrpoLossConfig& cfg) {
     validate_head("grpo_loss", tokens, N, C, V, cfg.temperature, cfg.vocab_chunk, cfg.token_chunk);
-    validate_loss(tokens, ref_logp, mask, seq, N, S, max_len, cfg);
+    grpo_validate_loss(tokens, ref_logp, mask, seq, N, S, max_len, cfg);
     Head<Real> h{hidden, W, tokens, C, V, cfg.temperature, rows_with_token(tokens, N)};
     std::vector<double> lse(N, 0.0), ent(N, 0.0), ztok(N, 0.0);
     softmax_pass(lse.data(), ent.data(), ztok.data(), h, cfg.token_chunk, cfg.vocab_chunk);
 
     // Per token, in position order (a fixed summation order for the loss and the metrics).
-    const std::vector<double> w = agg_weights(mask, seq, N, S, max_len, cfg.agg);
+    const std::vector<double> w = grpo_agg_weights(mask, seq, N, S, max_len, cfg.agg);
     std::vector<double> g(N, 0.0);  // d loss / d logp
     GrpoLossStats st;
     double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0;

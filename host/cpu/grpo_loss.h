@@ -23,6 +23,7 @@
 // bit-identical for any OMP_NUM_THREADS and any chunk sizes (chunking only trades speed for memory).
 #pragma once
 #include <string>
+#include <vector>
 
 namespace rusca::cpu {
 
@@ -84,5 +85,12 @@ GrpoLossStats grpo_loss(Real* logp, Real* dhidden, Real* dW, const Real* hidden,
 template <typename Real>
 void grpo_logprobs(Real* logp, Real* entropy, const Real* hidden, const Real* W, const int* tokens,
                    int N, int C, int V, double temperature, int vocab_chunk, int token_chunk);
+
+// Shared with the CUDA twin (cuda/grpo_loss.cu), which runs them on host copies:
+// w[n] = d loss / d L_n, how much position n's loss counts in the aggregate (0 where mask == 0);
+std::vector<double> grpo_agg_weights(const float* mask, const int* seq, int N, int S, int max_len, GrpoAgg agg);
+// and the checks of the loss's own inputs (config, counted positions' tokens and seq), as Errors.
+void grpo_validate_loss(const int* tokens, const float* ref_logp, const float* mask, const int* seq, int N, int S,
+                        int max_len, const GrpoLossConfig& cfg);
 
 }  // namespace rusca::cpu
