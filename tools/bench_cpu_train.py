@@ -18,6 +18,8 @@ import argparse
 import json
 import statistics
 import sys
+
+from hf_baseline import import_torch, model_from_config
 import time
 
 
@@ -35,21 +37,12 @@ def main():
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
 
-    try:
-        import torch
-        import torch.nn.functional as F
-        import transformers
-        from transformers import AutoModelForCausalLM, CONFIG_MAPPING
-    except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
-        print(json.dumps({"error": f"cannot import torch/transformers: {e}"}))
-        return 3
+    torch, transformers = import_torch(need_cuda=False)
+    import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    with open(args.config) as f:
-        cfg_dict = json.load(f)
-    config = CONFIG_MAPPING[cfg_dict["model_type"]].from_dict(cfg_dict)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation=args.attn)
+    model, config = model_from_config(args.config, torch.float32, args.attn)
     model.train()
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)

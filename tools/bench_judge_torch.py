@@ -18,6 +18,8 @@ import argparse
 import json
 import statistics
 import sys
+
+from hf_baseline import import_torch, model_from_config
 import time
 
 
@@ -35,22 +37,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    try:
-        import torch
-        import transformers
-        from transformers import AutoModelForCausalLM, CONFIG_MAPPING
-    except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
-        print(json.dumps({"error": f"cannot import torch/transformers: {e}"}))
-        return 3
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "torch sees no CUDA device"}))
-        return 3
+    torch, transformers = import_torch(need_cuda=True)
 
     torch.manual_seed(args.seed)
-    with open(args.config) as f:
-        cfg = json.load(f)
-    config = CONFIG_MAPPING[cfg["model_type"]].from_dict(cfg)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation=args.attn).cuda().eval()
+    model, config = model_from_config(args.config, torch.bfloat16, args.attn)
+    model = model.cuda().eval()
     V = config.vocab_size
     yes_id, no_id = V // 3, V // 2
 

@@ -16,6 +16,8 @@ import json
 import statistics
 import sys
 
+from hf_baseline import import_torch, model_from_config
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,23 +30,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    try:
-        import torch
-        import torch.nn.functional as F
-        import transformers
-        from transformers import AutoModelForCausalLM, CONFIG_MAPPING
-    except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
-        print(json.dumps({"error": f"cannot import torch/transformers: {e}"}))
-        return 3
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "torch sees no CUDA device"}))
-        return 3
+    torch, transformers = import_torch(need_cuda=True)
+    import torch.nn.functional as F
 
     torch.manual_seed(args.seed)
-    with open(args.config) as f:
-        cfg = json.load(f)
-    config = CONFIG_MAPPING[cfg["model_type"]].from_dict(cfg)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation=args.attn).cuda()
+    model, config = model_from_config(args.config, torch.float32, args.attn)
+    model = model.cuda()
     model.train()
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
