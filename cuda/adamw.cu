@@ -21,6 +21,7 @@
 
 #include "adamw.cuh"
 #include "common.cuh"
+#include "launch.cuh"
 #include "host/error.h"
 
 namespace rusca::cuda {
@@ -81,8 +82,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
     k.step_size = (float)(lr / (1.0 - std::pow((double)beta1, step)));
     k.bc2_sqrt = (float)std::sqrt(1.0 - std::pow((double)beta2, step));
     k.eps = eps;
-    adamw_kernel<<<grid_for(n), kThreads, 0, stream>>>(params, grads, m, v, params_bf16, n, k);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(adamw_kernel, grid_for(n), kThreads, 0, stream, params, grads, m, v, params_bf16, n, k);
 }
 
 void sum_squares_to_device(double* out, const float* g, size_t n, cudaStream_t stream) {
@@ -116,8 +116,7 @@ double sum_squares(const float* g, size_t n, cudaStream_t stream) {
 void scale(float* g, size_t n, float s, cudaStream_t stream) {
     if (n == 0) return;
     check(g != nullptr, "scale: null pointer");
-    scale_kernel<<<grid_for(n), kThreads, 0, stream>>>(g, n, s);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(scale_kernel, grid_for(n), kThreads, 0, stream, g, n, s);
 }
 
 }  // namespace rusca::cuda

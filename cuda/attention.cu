@@ -46,6 +46,8 @@
 
 #include "attention.cuh"
 #include "common.cuh"
+#include "ptx.cuh"
+#include "launch.cuh"
 #include "host/error.h"
 
 namespace rusca::cuda {
@@ -53,41 +55,8 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-// ============================== warp-level primitives (PTX) ==============================
-// Fragment layouts of mma.m16n8k16 (PTX ISA, "Matrix Fragments for mma.m16n8k16"), lane l,
-// g = l / 4, t = l % 4; each 32-bit register holds two bf16, lower column/row index in the low half:
-//   A 16x16 (row-major): a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
-//   B 16x8  (k x n):     b0 = B[2t..2t+1][g],  b1 = B[2t+8..2t+9][g]
-//   C 16x8  fp32:        c0, c1 = C[g][2t], C[g][2t+1];  c2, c3 = C[g+8][2t], C[g+8][2t+1]
-// ldmatrix .x4: lanes 8i..8i+7 give the row addresses of 8x8 matrix i; register i of lane l gets
-// matrix i's elements [l/4][2(l%4)..+1] (with .trans: [2(l%4)..+1][l/4], i.e. the transpose).
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p))
-                 : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p))
-                 : "memory");
-}
-
-// d[16x8] += a[16x16] * b[16x8], bf16 inputs, fp32 accumulate
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+// The PTX instructions (ldmatrix_x4[_trans], mma_bf16_16816, cp_async_16/4, commit, wait) and
+// dynamic_smem() live in cuda/ptx.cuh, with their fragment layouts.
 
 // Two floats as a bf16 pair in one register, lo in the low half (the element with the lower index).
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -95,31 +64,6 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     uint32_t u;
     memcpy(&u, &v, sizeof(u));
     return u;
-}
-
-// cp.async: 16 (or 4) bytes global -> shared, asynchronous. With valid == false the source size is 0:
-// nothing is read and the destination is zero-filled (rows past the end of the sequence).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(__cvta_generic_to_global(src)), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(__cvta_generic_to_global(src)), "r"(valid ? 4 : 0)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Wait until at most N of this thread's committed groups are still in flight (then __syncthreads()
-// makes every thread's copies visible to the block).
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ unsigned char* dynamic_smem() {
-    extern __shared__ __align__(16) unsigned char smem_[];
-    return smem_;
 }
 
 // ======================================== kernels ========================================
@@ -632,9 +576,8 @@ void forward_impl(bf16* out, float* lse, const bf16* q, const bf16* k, const bf1
     const size_t smem = (MT * kRows + 4 * BN) * tile_stride<D>() * sizeof(bf16);  // Q + 2 x (K, V)
     allow_smem(attention_forward_kernel<D, MT, BN>, smem);
     const dim3 grid(ceil_div(T, kRows * MT), Hq, B);
-    attention_forward_kernel<D, MT, BN><<<grid, kThreads, smem, stream>>>(out, lse, q, k, v, T, Hq, Hkv,
+    LAUNCH_KERNEL(attention_forward_kernel<D, MT, BN>, grid, kThreads, smem, stream, out, lse, q, k, v, T, Hq, Hkv,
                                                                           scale_of(D) * kLog2e);
-    CUDA_CHECK_LAUNCH();
 }
 
 template <int D>
@@ -644,22 +587,19 @@ void backward_impl(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q
     const float scale = scale_of(D), scale_log2 = scale * kLog2e;
     const size_t rows = (size_t)B * T * Hq;
     check(rows <= (size_t)0x7fffffff * kWarps, "attention_backward: B * T * Hq too large for one launch");
-    attention_delta_kernel<D><<<(unsigned)((rows + kWarps - 1) / kWarps), kThreads, 0, stream>>>(delta, dout, out,
+    LAUNCH_KERNEL(attention_delta_kernel<D>, (unsigned)((rows + kWarps - 1) / kWarps), kThreads, 0, stream, delta, dout, out,
                                                                                                   B, T, Hq);
-    CUDA_CHECK_LAUNCH();
 
     constexpr int BQ = D == 128 ? 32 : 64;
     const size_t smem_dkdv = (2 * kRows + 4 * BQ) * tile_stride<D>() * sizeof(bf16) + 4 * BQ * sizeof(float);
     allow_smem(attention_backward_dkdv_kernel<D, BQ>, smem_dkdv);
-    attention_backward_dkdv_kernel<D, BQ><<<dim3(ceil_div(T, kRows), Hkv, B), kThreads, smem_dkdv, stream>>>(
+    LAUNCH_KERNEL(attention_backward_dkdv_kernel<D, BQ>, dim3(ceil_div(T, kRows), Hkv, B), kThreads, smem_dkdv, stream, 
         dk, dv, dout, q, k, v, lse, delta, T, Hq, Hkv, scale_log2, scale);
-    CUDA_CHECK_LAUNCH();
 
     const size_t smem_dq = 6 * kRows * tile_stride<D>() * sizeof(bf16);  // Q, dO + 2 x (K, V)
     allow_smem(attention_backward_dq_kernel<D>, smem_dq);
-    attention_backward_dq_kernel<D><<<dim3(ceil_div(T, kRows), Hq, B), kThreads, smem_dq, stream>>>(
+    LAUNCH_KERNEL(attention_backward_dq_kernel<D>, dim3(ceil_div(T, kRows), Hq, B), kThreads, smem_dq, stream, 
         dq, dout, q, k, v, lse, delta, T, Hq, Hkv, scale_log2, scale);
-    CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "attention.cuh"
 #include "attention_bench.cuh"
 #include "common.cuh"
+#include "launch.cuh"
 #include "device_buffer.h"
 #include "host/error.h"
 
@@ -26,8 +27,7 @@ __global__ void fill_uniform_kernel(__nv_bfloat16* x, size_t n, uint32_t seed, f
 }
 
 void fill_uniform(DeviceBuffer<__nv_bfloat16>& x, uint32_t seed, float scale) {
-    fill_uniform_kernel<<<1024, 256>>>(x.data(), x.size(), seed, scale);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(fill_uniform_kernel, 1024, 256, 0, nullptr, x.data(), x.size(), seed, scale);
 }
 
 // A pair of CUDA events, destroyed even when a launch throws.

@@ -1,6 +1,6 @@
 // common.cuh: what every CUDA file of rusca shares: checked CUDA calls that report the file and
 // line of the call (and say plainly when the GPU is out of memory), and small launch helpers.
-// Every CUDA API call and every kernel launch goes through CUDA_CHECK / CUDA_CHECK_LAUNCH.
+// Every CUDA API call goes through CUDA_CHECK; every kernel launch through LAUNCH_KERNEL (launch.cuh).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -14,5 +14,3 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 }  // namespace rusca::cuda
 
 #define CUDA_CHECK(call) ::rusca::cuda::check_cuda((call), __FILE__, __LINE__)
-// After a <<<...>>> launch: catches bad launch configurations at the launch site.
-#define CUDA_CHECK_LAUNCH() ::rusca::cuda::check_cuda(cudaGetLastError(), __FILE__, __LINE__)

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/launch.cuh"
 #include "cuda/device_buffer.h"
 #include "cuda/matmul.cuh"
 #include "host/error.h"
@@ -179,18 +180,16 @@ void softmax_row_stats(float* nll, float* logp, float* lse, float* entropy, cons
     check(n >= 0 && V > 0, "softmax_row_stats: bad sizes n=" + std::to_string(n) + " V=" + std::to_string(V));
     if (n == 0) return;
     if (entropy)
-        softmax_stats_kernel<true><<<n, kRowThreads, 0, stream>>>(nll, logp, lse, entropy, logits, tokens, V);
+        LAUNCH_KERNEL(softmax_stats_kernel<true>, n, kRowThreads, 0, stream, nll, logp, lse, entropy, logits, tokens, V);
     else
-        softmax_stats_kernel<false><<<n, kRowThreads, 0, stream>>>(nll, logp, lse, entropy, logits, tokens, V);
-    CUDA_CHECK_LAUNCH();
+        LAUNCH_KERNEL(softmax_stats_kernel<false>, n, kRowThreads, 0, stream, nll, logp, lse, entropy, logits, tokens, V);
 }
 
 void softmax_rows_to_dlogits(float* logits, const float* lse, const int* tokens, const float* gscale,
                              int n, int V, cudaStream_t stream) {
     check(n >= 0 && V > 0, "softmax_rows_to_dlogits: bad sizes n=" + std::to_string(n) + " V=" + std::to_string(V));
     if (n == 0) return;
-    dlogits_kernel<<<n, kRowThreads, 0, stream>>>(logits, lse, tokens, gscale, V);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(dlogits_kernel, n, kRowThreads, 0, stream, logits, lse, tokens, gscale, V);
 }
 
 void lm_head_cross_entropy(float* losses, bf16* dhidden, float* dW, const bf16* hidden, const bf16* W,

@@ -21,6 +21,12 @@ namespace rusca {
 
 bool cuda_built() { return true; }
 
+#ifdef RUSCA_EMU
+const char* cuda_backend_name() { return "CUDA on the SIMT emulator (cuda/emu: kernels run on the CPU)"; }
+#else
+const char* cuda_backend_name() { return "CUDA (sm_90a)"; }
+#endif
+
 std::vector<GpuInfo> list_gpus(std::string* why_none) {
     std::vector<GpuInfo> gpus;
     int count = 0;

@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "launch.cuh"
 #include "cuda/pack.cuh"
 #include "embedding.cuh"
 #include "host/error.h"
@@ -129,11 +130,10 @@ void embedding_forward(bf16* out, const int* tokens, const bf16* wte, int N, int
     check(out && tokens && wte, "embedding_forward: null pointer");
     const int threads = 128;
     if (C % 8 == 0 && aligned(out, 16) && aligned(wte, 16)) {
-        embedding_forward_kernel<8><<<N, threads, 0, stream>>>(out, tokens, wte, C);
+        LAUNCH_KERNEL(embedding_forward_kernel<8>, N, threads, 0, stream, out, tokens, wte, C);
     } else {
-        embedding_forward_kernel<1><<<N, threads, 0, stream>>>(out, tokens, wte, C);
+        LAUNCH_KERNEL(embedding_forward_kernel<1>, N, threads, 0, stream, out, tokens, wte, C);
     }
-    CUDA_CHECK_LAUNCH();
 }
 
 void embedding_backward(float* dwte, const bf16* dout, const int* tokens, int N, int C, cudaStream_t stream) {
@@ -154,8 +154,7 @@ void embedding_backward(float* dwte, const bf16* dout, const int* tokens, int N,
     CUDA_CHECK(cudaMallocAsync(&temp, temp_bytes, stream));
 
     // Step 1: sort (token, position) pairs by token.
-    iota_kernel<<<ceil_div(N, 256), 256, 0, stream>>>(pos, N);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(iota_kernel, ceil_div(N, 256), 256, 0, stream, pos, N);
     CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted_tok, pos, sorted_pos, N, 0, 32,
                                                stream));
     // Steps 2 and 3: chunk sums, then the runs that cross chunks.
@@ -164,11 +163,9 @@ void embedding_backward(float* dwte, const bf16* dout, const int* tokens, int N,
     CUDA_CHECK(cudaMallocAsync(&pieces, sizeof(float) * 2 * (size_t)nchunks * C, stream));
     float *head = pieces, *tail = pieces + (size_t)nchunks * C;
     const dim3 grid(nchunks, ceil_div(C, threads));
-    embedding_backward_chunk_kernel<<<grid, threads, 0, stream>>>(dwte, head, tail, dout, sorted_tok, sorted_pos,
+    LAUNCH_KERNEL(embedding_backward_chunk_kernel, grid, threads, 0, stream, dwte, head, tail, dout, sorted_tok, sorted_pos,
                                                                   N, C);
-    CUDA_CHECK_LAUNCH();
-    embedding_backward_join_kernel<<<grid, threads, 0, stream>>>(dwte, head, tail, sorted_tok, N, C);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(embedding_backward_join_kernel, grid, threads, 0, stream, dwte, head, tail, sorted_tok, N, C);
 
     CUDA_CHECK(cudaFreeAsync(pieces, stream));
     CUDA_CHECK(cudaFreeAsync(temp, stream));

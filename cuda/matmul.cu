@@ -43,6 +43,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/launch.cuh"
 #include "host/error.h"
 
 namespace rusca::cuda {
@@ -200,8 +201,7 @@ void gemm_fallback(void* D, bool d_fp32, int ldd, MatRef A, MatRef B, int M, int
     if (M == 0 || N == 0) return;
     const dim3 block(16, 16), grid(ceil_div(N, 16), ceil_div(M, 16));
     check(grid.y <= 65535, "gemm_fallback: M = " + std::to_string(M) + " is too large");
-    gemm_fallback_kernel<<<grid, block, 0, stream>>>(D, d_fp32, ldd, A, B, M, N, K, alpha, beta, bias);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(gemm_fallback_kernel, grid, block, 0, stream, D, d_fp32, ldd, A, B, M, N, K, alpha, beta, bias);
 }
 
 void gemm(void* D, bool d_fp32, int ldd, MatRef A, MatRef B, int M, int N, int K, float alpha,
@@ -291,8 +291,7 @@ void linear_backward(bf16* dinp, float* dW, float* dbias, const bf16* dout, cons
     if (dW) gemm(dW, true, C, MatRef{dout, OC, true}, MatRef{inp, C, false}, OC, C, N, 1.0f, 1.0f,
                  nullptr, stream);
     if (dbias) {
-        column_sum_kernel<<<ceil_div(OC, 32), dim3(32, 32), 0, stream>>>(dbias, dout, N, OC);
-        CUDA_CHECK_LAUNCH();
+        LAUNCH_KERNEL(column_sum_kernel, ceil_div(OC, 32), dim3(32, 32), 0, stream, dbias, dout, N, OC);
     }
 }
 

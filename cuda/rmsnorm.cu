@@ -20,6 +20,7 @@
 #include <string>
 
 #include "common.cuh"
+#include "launch.cuh"
 #include "cuda/pack.cuh"
 #include "host/error.h"
 #include "rmsnorm.cuh"
@@ -192,11 +193,10 @@ void rmsnorm_forward(bf16* out, float* rstd, const bf16* x, const bf16* w, int N
     check(out && rstd && x && w, "rmsnorm_forward: null pointer");
     const int threads = 32 * kWarpsPerBlock;
     if (C % 8 == 0 && aligned(out, 16) && aligned(x, 16) && aligned(w, 16)) {
-        rmsnorm_forward_kernel<8><<<row_blocks(N), threads, 0, stream>>>(out, rstd, x, w, N, C, eps);
+        LAUNCH_KERNEL(rmsnorm_forward_kernel<8>, row_blocks(N), threads, 0, stream, out, rstd, x, w, N, C, eps);
     } else {
-        rmsnorm_forward_kernel<1><<<row_blocks(N), threads, 0, stream>>>(out, rstd, x, w, N, C, eps);
+        LAUNCH_KERNEL(rmsnorm_forward_kernel<1>, row_blocks(N), threads, 0, stream, out, rstd, x, w, N, C, eps);
     }
-    CUDA_CHECK_LAUNCH();
 }
 
 void fused_residual_rmsnorm_forward(bf16* residual_out, bf16* out, float* rstd, const bf16* a, const bf16* b,
@@ -207,13 +207,10 @@ void fused_residual_rmsnorm_forward(bf16* residual_out, bf16* out, float* rstd, 
     const int threads = 32 * kWarpsPerBlock;
     if (C % 8 == 0 && aligned(residual_out, 16) && aligned(out, 16) && aligned(a, 16) && aligned(b, 16) &&
         aligned(w, 16)) {
-        fused_residual_rmsnorm_forward_kernel<8>
-            <<<row_blocks(N), threads, 0, stream>>>(residual_out, out, rstd, a, b, w, N, C, eps);
+        LAUNCH_KERNEL(fused_residual_rmsnorm_forward_kernel<8>, row_blocks(N), threads, 0, stream, residual_out, out, rstd, a, b, w, N, C, eps);
     } else {
-        fused_residual_rmsnorm_forward_kernel<1>
-            <<<row_blocks(N), threads, 0, stream>>>(residual_out, out, rstd, a, b, w, N, C, eps);
+        LAUNCH_KERNEL(fused_residual_rmsnorm_forward_kernel<1>, row_blocks(N), threads, 0, stream, residual_out, out, rstd, a, b, w, N, C, eps);
     }
-    CUDA_CHECK_LAUNCH();
 }
 
 void rmsnorm_backward(bf16* dx, float* dw, const bf16* dout, const bf16* x, const bf16* w, const float* rstd,
@@ -225,11 +222,10 @@ void rmsnorm_backward(bf16* dx, float* dw, const bf16* dout, const bf16* x, cons
     // dx: one warp per row.
     const int threads = 32 * kWarpsPerBlock;
     if (C % 8 == 0 && aligned(dx, 16) && aligned(dout, 16) && aligned(x, 16) && aligned(w, 16)) {
-        rmsnorm_backward_dx_kernel<8><<<row_blocks(N), threads, 0, stream>>>(dx, dout, x, w, rstd, N, C);
+        LAUNCH_KERNEL(rmsnorm_backward_dx_kernel<8>, row_blocks(N), threads, 0, stream, dx, dout, x, w, rstd, N, C);
     } else {
-        rmsnorm_backward_dx_kernel<1><<<row_blocks(N), threads, 0, stream>>>(dx, dout, x, w, rstd, N, C);
+        LAUNCH_KERNEL(rmsnorm_backward_dx_kernel<1>, row_blocks(N), threads, 0, stream, dx, dout, x, w, rstd, N, C);
     }
-    CUDA_CHECK_LAUNCH();
 
     // dw: at most 256 chunks of at least 64 rows; the split depends on N only (determinism).
     const int rows_per_chunk = std::max(64, ceil_div(N, 256));
@@ -239,16 +235,14 @@ void rmsnorm_backward(bf16* dx, float* dw, const bf16* dout, const bf16* x, cons
     const dim3 block(32, kDwRowsY);
     if (C % 2 == 0 && aligned(dout, 4) && aligned(x, 4)) {
         const dim3 grid(ceil_div(C, 64), nchunks);
-        rmsnorm_backward_dw_partial_kernel<2><<<grid, block, 0, stream>>>(partial, dout, x, rstd, N, C,
+        LAUNCH_KERNEL(rmsnorm_backward_dw_partial_kernel<2>, grid, block, 0, stream, partial, dout, x, rstd, N, C,
                                                                           rows_per_chunk);
     } else {
         const dim3 grid(ceil_div(C, 32), nchunks);
-        rmsnorm_backward_dw_partial_kernel<1><<<grid, block, 0, stream>>>(partial, dout, x, rstd, N, C,
+        LAUNCH_KERNEL(rmsnorm_backward_dw_partial_kernel<1>, grid, block, 0, stream, partial, dout, x, rstd, N, C,
                                                                           rows_per_chunk);
     }
-    CUDA_CHECK_LAUNCH();
-    rmsnorm_backward_dw_final_kernel<<<ceil_div(C, 256), 256, 0, stream>>>(dw, partial, nchunks, C);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(rmsnorm_backward_dw_final_kernel, ceil_div(C, 256), 256, 0, stream, dw, partial, nchunks, C);
     CUDA_CHECK(cudaFreeAsync(partial, stream));
 }
 

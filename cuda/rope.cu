@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common.cuh"
+#include "launch.cuh"
 #include "cuda/pack.cuh"
 #include "host/error.h"
 #include "rope.cuh"
@@ -83,11 +84,10 @@ void rope_launch(const char* what, bf16* out, const bf16* x, const int* pos, int
 
     const int threads = 128;
     if ((D / 2) % 4 == 0 && aligned(out, 8) && aligned(x, 8)) {
-        rope_kernel<4, ACCUMULATE><<<N, threads, 0, stream>>>(out, x, pos, H, D, inv, dir);
+        LAUNCH_KERNEL(rope_kernel<4, ACCUMULATE>, N, threads, 0, stream, out, x, pos, H, D, inv, dir);
     } else {
-        rope_kernel<1, ACCUMULATE><<<N, threads, 0, stream>>>(out, x, pos, H, D, inv, dir);
+        LAUNCH_KERNEL(rope_kernel<1, ACCUMULATE>, N, threads, 0, stream, out, x, pos, H, D, inv, dir);
     }
-    CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace

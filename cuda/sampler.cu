@@ -39,6 +39,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/launch.cuh"
 #include "cuda/sampler.cuh"
 #include "host/error.h"
 
@@ -487,13 +488,11 @@ void sample_impl(int* tokens, float* logprobs, const Logit* logits, int B, int V
     if (B == 0) return;
     const RowConfig c = make_config(p, V);
     if (!needs_sort(c)) {
-        sample_plain_kernel<<<B, kThreads, 0, stream>>>(tokens, logprobs, logits, V, c, seed, seq_ids, steps);
-        CUDA_CHECK_LAUNCH();
+        LAUNCH_KERNEL(sample_plain_kernel<Logit>, B, kThreads, 0, stream, tokens, logprobs, logits, V, c, seed, seq_ids, steps);
         return;
     }
     if (V <= kBlockSortTile) {
-        sample_block_sort_kernel<<<B, kThreads, 0, stream>>>(tokens, logprobs, logits, V, c, seed, seq_ids, steps);
-        CUDA_CHECK_LAUNCH();
+        LAUNCH_KERNEL(sample_block_sort_kernel<Logit>, B, kThreads, 0, stream, tokens, logprobs, logits, V, c, seed, seq_ids, steps);
         return;
     }
     const SortScratch s = sort_scratch(B, V);
@@ -515,16 +514,14 @@ void sample_impl(int* tokens, float* logprobs, const Logit* logits, int B, int V
     for (int row0 = 0; row0 < B; row0 += s.rows) {
         const int R = std::min(s.rows, B - row0);
         const Logit* chunk = logits + size_t(row0) * V;
-        sample_prepare_kernel<<<R, kThreads, 0, stream>>>(keys_a, seg_begin, seg_end, stats, chunk, V, c);
-        CUDA_CHECK_LAUNCH();
+        LAUNCH_KERNEL(sample_prepare_kernel<Logit>, R, kThreads, 0, stream, keys_a, seg_begin, seg_end, stats, chunk, V, c);
         cub::DoubleBuffer<uint64_t> keys(keys_a, keys_b);
         size_t cub_bytes = s.cub_bytes;
         CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeysDescending(ws + s.cub_tmp, cub_bytes, keys, R * V, R,
                                                                      seg_begin, seg_end, 0, kKeyBits, stream));
-        sample_finish_kernel<<<R, kThreads, 0, stream>>>(tokens + row0, logprobs ? logprobs + row0 : nullptr,
+        LAUNCH_KERNEL(sample_finish_kernel<Logit>, R, kThreads, 0, stream, tokens + row0, logprobs ? logprobs + row0 : nullptr,
                                                          keys.Current(), seg_end, stats, chunk, V, c, seed,
                                                          seq_ids + row0, steps + row0);
-        CUDA_CHECK_LAUNCH();
     }
     if (owned) CUDA_CHECK(cudaFreeAsync(workspace, stream));
 }
@@ -567,8 +564,7 @@ void counter_uniform_batch(double* u, uint64_t seed, const uint64_t* seq_ids, co
     check(n >= 0, "cuda::counter_uniform_batch: n must be >= 0 (got " + std::to_string(n) + ")");
     if (n == 0) return;
     check(u && seq_ids && steps, "cuda::counter_uniform_batch: null device pointer");
-    counter_uniform_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(u, seed, seq_ids, steps, n);
-    CUDA_CHECK_LAUNCH();
+    LAUNCH_KERNEL(counter_uniform_kernel, ceil_div(n, 256), 256, 0, stream, u, seed, seq_ids, steps, n);
 }
 
 }  // namespace rusca::cuda

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "launch.cuh"
 #include "cuda/pack.cuh"
 #include "host/error.h"
 #include "swiglu.cuh"
@@ -64,11 +65,10 @@ void swiglu_forward(bf16* out, const bf16* gate, const bf16* up, size_t n, cudaS
     if (n == 0) return;
     check(out && gate && up, "swiglu_forward: null pointer");
     if (n % 8 == 0 && aligned(out, 16) && aligned(gate, 16) && aligned(up, 16)) {
-        swiglu_forward_kernel<8><<<grid_for(n / 8), kThreads, 0, stream>>>(out, gate, up, n / 8);
+        LAUNCH_KERNEL(swiglu_forward_kernel<8>, grid_for(n / 8), kThreads, 0, stream, out, gate, up, n / 8);
     } else {
-        swiglu_forward_kernel<1><<<grid_for(n), kThreads, 0, stream>>>(out, gate, up, n);
+        LAUNCH_KERNEL(swiglu_forward_kernel<1>, grid_for(n), kThreads, 0, stream, out, gate, up, n);
     }
-    CUDA_CHECK_LAUNCH();
 }
 
 void swiglu_backward(bf16* dgate, bf16* dup, const bf16* dout, const bf16* gate, const bf16* up, size_t n,
@@ -77,11 +77,10 @@ void swiglu_backward(bf16* dgate, bf16* dup, const bf16* dout, const bf16* gate,
     check(dgate && dup && dout && gate && up, "swiglu_backward: null pointer");
     if (n % 8 == 0 && aligned(dgate, 16) && aligned(dup, 16) && aligned(dout, 16) && aligned(gate, 16) &&
         aligned(up, 16)) {
-        swiglu_backward_kernel<8><<<grid_for(n / 8), kThreads, 0, stream>>>(dgate, dup, dout, gate, up, n / 8);
+        LAUNCH_KERNEL(swiglu_backward_kernel<8>, grid_for(n / 8), kThreads, 0, stream, dgate, dup, dout, gate, up, n / 8);
     } else {
-        swiglu_backward_kernel<1><<<grid_for(n), kThreads, 0, stream>>>(dgate, dup, dout, gate, up, n);
+        LAUNCH_KERNEL(swiglu_backward_kernel<1>, grid_for(n), kThreads, 0, stream, dgate, dup, dout, gate, up, n);
     }
-    CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace rusca::cuda

@@ -12,8 +12,8 @@ namespace rusca {
 void add_info_command(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("info", "Show the build (CPU / CUDA) and the GPUs with their memory");
     cmd->callback([] {
-        std::printf("rusca build: CPU backend (fp32, OpenMP, %d threads)%s\n", omp_get_max_threads(),
-                    cuda_built() ? " + CUDA (sm_90a)" : "; CUDA not built");
+        std::printf("rusca build: CPU backend (fp32, OpenMP, %d threads)%s%s\n", omp_get_max_threads(),
+                    cuda_built() ? " + " : "; CUDA not built", cuda_built() ? cuda_backend_name() : "");
         std::string why;
         std::vector<GpuInfo> gpus = list_gpus(&why);
         if (gpus.empty()) std::printf("GPUs: none (%s)\n", why.c_str());

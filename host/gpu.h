@@ -15,6 +15,8 @@ struct GpuInfo {
 };
 
 bool cuda_built();
+// What the CUDA backend runs on: "CUDA (sm_90a)", or the SIMT emulator in the emulator build.
+const char* cuda_backend_name();
 // Visible GPUs; when there are none, `why_none` (if given) says why (no driver, no device, ...).
 std::vector<GpuInfo> list_gpus(std::string* why_none = nullptr);
 // Throws Error("<what> needs a GPU: <why there is none>") when no GPU is visible.

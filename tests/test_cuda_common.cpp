@@ -20,6 +20,7 @@ TEST(CudaCommon, CheckedCallsNameFileAndLine) {
     }
     try {
         cuda::check_cuda(cudaErrorMemoryAllocation, "x.cu", 1);
+        FAIL() << "no error raised";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("out of GPU memory"), std::string::npos) << e.what();
     }

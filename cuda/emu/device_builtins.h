@@ -3,7 +3,7 @@
 // function over the engine in cuda/emu/emu.h; the file and line of a barrier or collective call are
 // kept (via __builtin_FILE/__builtin_LINE default arguments) for deadlock and mask reports.
 #pragma once
-#include <vector_types.h>
+#include <cuda_runtime_api.h>
 
 #include <cmath>
 #include <cstdint>
@@ -185,3 +185,17 @@ template <class T>
 inline T __ldg(const T* p) {
     return *p;
 }
+
+// CUDA's global min/max overloads (device code calls them unqualified).
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned long long min(unsigned long long a, unsigned long long b) { return a < b ? a : b; }
+inline unsigned long long max(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }

@@ -15,6 +15,10 @@
 #define __launch_bounds__(...)
 
 #include <cuda_runtime_api.h>
+// make_cudaPitchedPtr, make_cudaExtent, ... (an "internal" header to NVIDIA: say we are the runtime)
+#define __CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS__
+#include <driver_functions.h>
+#undef __CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS__
 
 #include "cuda/emu/device_builtins.h"
 #include "cuda/emu/emu.h"
