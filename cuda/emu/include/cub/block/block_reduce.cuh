@@ -2,7 +2,8 @@
 // (BLOCK_REDUCE_WARP_REDUCTIONS) step for step, so the emulator combines values in the very order a
 // GPU does and a floating-point reduction gives the GPU's bits:
 //   1. each warp reduces its lanes with shuffles: at offsets 1, 2, 4, 8, 16, lane i replaces its
-//      value v with op(v, value of lane i + offset) when that lane exists (a balanced tree);
+//      value v with op(v, value of lane i + offset) when that lane exists (a balanced tree; the
+//      emulator replays the five rounds in one warp rendezvous, see emu::warp_reduce);
 //   2. lane 0 of each warp stores the warp's result in shared memory; __syncthreads();
 //   3. thread 0 folds them in warp order: op(op(w0, w1), w2) ...
 // The result is valid in thread 0 only, as in CUB. TempStorage is one value per warp (as CUB's),
@@ -22,30 +23,41 @@ enum BlockReduceAlgorithm { BLOCK_REDUCE_RAKING_COMMUTATIVE_ONLY, BLOCK_REDUCE_R
 
 namespace emu {
 
-// CUB's ShuffleDown: PTX shfl.sync.down with the clamp operand c = last_lane, i.e. lane l reads
-// lane l + offset if that is <= last_lane, else its own value (no lane outside the segment is
-// read, so a partial warp is well defined). T moves whole, as CUB moves it word by word.
-struct ShuffleDownArgs {
-    int offset, last_lane, bytes;
+// CUB's warp reduction: five rounds of PTX shfl.sync.down with the clamp c = last_lane; in round
+// `offset`, lane l reads lane l + offset if that is <= last_lane (else its own value, so a partial
+// warp reads no missing lane) and then, if it read a real peer, v = op(v, peer). The emulator runs
+// the five rounds inside one warp rendezvous (each lane posts its value, the combine replays the
+// rounds over all lanes and hands every lane its value after the last round): the same values a
+// GPU computes, for a fifth of the fiber switches.
+template <typename T, typename ReductionOp>
+struct WarpReduceArgs {
+    ReductionOp* op;
+    int lanes;
 };
-inline void shuffle_down_combine(unsigned mask, const void* const in[32], void* const out[32], const void* ctx) {
-    const ShuffleDownArgs& a = *static_cast<const ShuffleDownArgs*>(ctx);
-    for (int l = 0; l < 32; l++) {
-        if (!(mask >> l & 1u)) continue;
-        const int src = l + a.offset <= a.last_lane ? l + a.offset : l;
-        if (!(mask >> src & 1u))
-            throw ::rusca::emu::Fault("cub shuffle: lane " + std::to_string(l) + " reads lane " + std::to_string(src) +
-                                      ", which is not in the mask");
-        std::memcpy(out[l], in[src], size_t(a.bytes));
-    }
+
+template <typename T, typename ReductionOp>
+void warp_reduce_combine(unsigned mask, const void* const in[32], void* const out[32], const void* ctx) {
+    const WarpReduceArgs<T, ReductionOp>& a = *static_cast<const WarpReduceArgs<T, ReductionOp>*>(ctx);
+    alignas(T) unsigned char storage[32 * sizeof(T)];
+    T* v = reinterpret_cast<T*>(storage);
+    for (int l = 0; l < a.lanes; l++) std::memcpy(static_cast<void*>(&v[l]), in[l], sizeof(T));
+    for (int offset = 1; offset < 32; offset *= 2)
+        for (int l = 0; l + offset < a.lanes; l++)  // ascending: lane l + offset still holds last round's value
+            v[l] = (*a.op)(v[l], v[l + offset]);
+    for (int l = 0; l < 32; l++)
+        if (mask >> l & 1u) std::memcpy(out[l], static_cast<const void*>(&v[l]), sizeof(T));
 }
 
-template <typename T>
-__device__ T shuffle_down(unsigned mask, const T& v, int offset, int last_lane, ::rusca::emu::Site site) {
-    static_assert(std::is_trivially_copyable<T>::value, "block reductions shuffle values bytewise");
-    const ShuffleDownArgs args{offset, last_lane, int(sizeof(T))};
+template <typename T, typename ReductionOp>
+__device__ T warp_reduce(const T& input, ReductionOp& op, int lanes, ::rusca::emu::Site site) {
+    static_assert(std::is_trivially_copyable<T>::value, "warp reductions move values bytewise, as shuffles do");
+    const unsigned mask = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
+    const WarpReduceArgs<T, ReductionOp> args{&op, lanes};
+    alignas(T) unsigned char result[sizeof(T)];
+    ::rusca::emu::warp_rendezvous("cub::WarpReduce (shfl.down x5)", mask, &input, result,
+                                  warp_reduce_combine<T, ReductionOp>, &args, site);
     T out;
-    ::rusca::emu::warp_rendezvous("cub shuffle down", mask, &v, &out, shuffle_down_combine, &args, site);
+    std::memcpy(static_cast<void*>(&out), result, sizeof(T));
     return out;
 }
 
@@ -74,12 +86,7 @@ public:
     __device__ T Reduce(T input, ReductionOp op, RUSCA_EMU_SITE) {
         const int tid = emu::linear_tid(), warp = tid / 32, lane = tid % 32;
         const int lanes = warp == kWarps - 1 ? kThreads - 32 * warp : 32;  // the last warp may be partial
-        const unsigned mask = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
-        T v = input;
-        for (int offset = 1; offset < 32; offset *= 2) {
-            const T other = emu::shuffle_down(mask, v, offset, lanes - 1, RUSCA_EMU_AT);
-            if (lane + offset < lanes) v = op(v, other);
-        }
+        T v = emu::warp_reduce(input, op, lanes, RUSCA_EMU_AT);
         T* aggregates = reinterpret_cast<T*>(storage_.warp_aggregates);
         if (lane == 0) std::memcpy(static_cast<void*>(&aggregates[warp]), &v, sizeof(T));
         __syncthreads(file_, line_);
