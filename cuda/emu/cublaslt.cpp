@@ -316,12 +316,25 @@ float load_vector(const void* p, int32_t type, int64_t i) {
     return type == CUDA_R_16BF ? bf16_to_float(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
 }
 
-// op(X) as a row-major fp32 [rows, cols] copy: element (r, c) = X(r, c), or X(c, r) if transposed.
-std::vector<float> op_copy(const Operand& x, bool trans, int64_t rows, int64_t cols) {
-    std::vector<float> out(size_t(rows) * cols);
+// op(A) as a row-major fp32 [rows_pad, k] copy, rows beyond `rows` zero: element (r, kk) is A(r, kk),
+// or A(kk, r) if transposed.
+std::vector<float> pack_a(const Operand& x, bool trans, int64_t rows, int64_t k, int64_t rows_pad) {
+    std::vector<float> out(size_t(rows_pad) * k, 0.0f);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) out[size_t(r) * cols + c] = trans ? load(x, c, r) : load(x, r, c);
+        for (int64_t kk = 0; kk < k; kk++) out[size_t(r) * k + kk] = trans ? load(x, kk, r) : load(x, r, kk);
+    return out;
+}
+
+// op(B) [k, cols] in panels of `width` columns, each panel [k, width] contiguous (what one tile
+// reads, front to back), columns beyond `cols` zero.
+std::vector<float> pack_b(const Operand& x, bool trans, int64_t k, int64_t cols, int64_t cols_pad, int64_t width) {
+    std::vector<float> out(size_t(k) * cols_pad, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < cols; c++) {
+        float* panel = &out[size_t(c / width) * k * width + c % width];
+        for (int64_t kk = 0; kk < k; kk++) panel[size_t(kk) * width] = trans ? load(x, c, kk) : load(x, kk, c);
+    }
     return out;
 }
 
@@ -351,33 +364,45 @@ void store(const Problem& p, int64_t i, int64_t j, float sum) {
         static_cast<float*>(const_cast<void*>(p.D.p))[at] = v;
 }
 
-constexpr int64_t kRowBlock = 16;   // rows of op(A) sharing one pass over a tile of op(B)
-constexpr int64_t kColTile = 128;   // output columns whose sums stay in L1
+// Register tiles: kTileRows x kTileCols sums live in registers for the whole k loop (4 x 32 floats
+// = 16 AVX registers), each step a broadcast of A times a row segment of B. GCC's vector extension
+// (8 floats) and unrolled constant loops make that explicit; every lane still sums over k in order.
+constexpr int64_t kTileRows = 4, kTileCols = 32, kLanes = 8, kVecs = kTileCols / kLanes;
+typedef float Vec8 __attribute__((vector_size(kLanes * sizeof(float))));
+typedef float Vec8Unaligned __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
+
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+// sums[r][c] = sum over kk (in order) of a[i0 + r][kk] * panel[kk][c].
+void gemm_tile(float (&sums)[kTileRows][kTileCols], const float* a, const float* panel, int64_t k, int64_t i0) {
+    Vec8 acc[kTileRows][kVecs] = {};
+    for (int64_t kk = 0; kk < k; kk++) {
+        const Vec8Unaligned* bv = reinterpret_cast<const Vec8Unaligned*>(panel + size_t(kk) * kTileCols);
+#pragma GCC unroll 4
+        for (int64_t r = 0; r < kTileRows; r++) {
+            const float av = a[size_t(i0 + r) * k + kk];
+#pragma GCC unroll 4
+            for (int64_t v = 0; v < kVecs; v++) acc[r][v] += av * bv[v];
+        }
+    }
+    std::memcpy(sums, acc, sizeof(acc));
+}
 
 void run_gemm(const Problem& p) {
     check_pointers(p);
     if (p.m == 0 || p.n == 0) return;
-    const std::vector<float> a = op_copy(p.A, p.ta, p.m, p.k);  // [m, k]
-    const std::vector<float> b = op_copy(p.B, p.tb, p.k, p.n);  // [k, n]
-    const int64_t row_blocks = (p.m + kRowBlock - 1) / kRowBlock;
+    const int64_t mp = round_up(p.m, kTileRows), np = round_up(p.n, kTileCols);
+    const std::vector<float> a = pack_a(p.A, p.ta, p.m, p.k, mp);
+    const std::vector<float> b = pack_b(p.B, p.tb, p.k, p.n, np, kTileCols);
+    const int64_t row_tiles = mp / kTileRows, tiles = row_tiles * (np / kTileCols);
+    // Tiles in column-panel order, so a thread's consecutive tiles share one panel of B in cache.
 #pragma omp parallel for schedule(static)
-    for (int64_t rb = 0; rb < row_blocks; rb++) {
-        const int64_t i0 = rb * kRowBlock, rows = std::min(kRowBlock, p.m - i0);
-        float acc[kRowBlock][kColTile];
-        for (int64_t j0 = 0; j0 < p.n; j0 += kColTile) {
-            const int64_t cols = std::min(kColTile, p.n - j0);
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = 0; c < cols; c++) acc[r][c] = 0.0f;
-            for (int64_t kk = 0; kk < p.k; kk++) {  // k in order: each sum is the same sequential chain
-                const float* brow = &b[size_t(kk) * p.n + j0];
-                for (int64_t r = 0; r < rows; r++) {
-                    const float av = a[size_t(i0 + r) * p.k + kk];
-                    for (int64_t c = 0; c < cols; c++) acc[r][c] += av * brow[c];
-                }
-            }
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = 0; c < cols; c++) store(p, i0 + r, j0 + c, acc[r][c]);
-        }
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t i0 = (t % row_tiles) * kTileRows, j0 = (t / row_tiles) * kTileCols;
+        float sums[kTileRows][kTileCols];
+        gemm_tile(sums, a.data(), b.data() + size_t(j0) * p.k, p.k, i0);
+        for (int64_t c = 0; c < kTileCols && j0 + c < p.n; c++)
+            for (int64_t r = 0; r < kTileRows && i0 + r < p.m; r++) store(p, i0 + r, j0 + c, sums[r][c]);
     }
 }
 
