@@ -14,9 +14,9 @@
 //                                one matrix per call), and attributes the emulator does not model.
 // Every pointer is checked against the emulator's device allocations (rusca::emu::check_device_range).
 //
-// The GEMM: op(A) and op(B) are converted to fp32 row-major copies, then each output element is an
-// fp32 sum over k in increasing order (vectorized across output columns, never across k), so the
-// result does not depend on the thread count. Then v = alpha * sum + beta * C (C not read when
+// The GEMM: op(A) and op(B) are converted to fp32 copies (B in panels of 32 columns), then each
+// output element is an fp32 sum over k in increasing order (vectorized across output columns, never
+// across k; OpenMP across tiles), so the result does not depend on the thread count. Then v = alpha * sum + beta * C (C not read when
 // beta == 0) + bias[row], rounded once to D's type (bf16: round to nearest even, NaN -> 0x7fff as
 // NVIDIA's __float2bfloat16). The work runs in stream order via rusca::emu::enqueue, with every
 // value it needs copied, since callers destroy their descriptors right after the call.
@@ -64,6 +64,14 @@ struct rusca_emu_LtMatmulPreference {
 };
 
 namespace {
+
+// OpenMP loops, except under ThreadSanitizer (libgomp is not instrumented: its barriers would
+// show up as races in the emulator's racecheck build).
+#if defined(__SANITIZE_THREAD__)
+#define RUSCA_EMU_PARALLEL_FOR
+#else
+#define RUSCA_EMU_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#endif
 
 constexpr uint64_t kHandleMagic = 0x72757363614c7448ull;  // "ruscaLtH"
 constexpr uint64_t kAlgoMagic = 0x72757363614c7441ull;    // "ruscaLtA"
@@ -320,7 +328,7 @@ float load_vector(const void* p, int32_t type, int64_t i) {
 // or A(kk, r) if transposed.
 std::vector<float> pack_a(const Operand& x, bool trans, int64_t rows, int64_t k, int64_t rows_pad) {
     std::vector<float> out(size_t(rows_pad) * k, 0.0f);
-#pragma omp parallel for schedule(static)
+RUSCA_EMU_PARALLEL_FOR
     for (int64_t r = 0; r < rows; r++)
         for (int64_t kk = 0; kk < k; kk++) out[size_t(r) * k + kk] = trans ? load(x, kk, r) : load(x, r, kk);
     return out;
@@ -330,7 +338,7 @@ std::vector<float> pack_a(const Operand& x, bool trans, int64_t rows, int64_t k,
 // reads, front to back), columns beyond `cols` zero.
 std::vector<float> pack_b(const Operand& x, bool trans, int64_t k, int64_t cols, int64_t cols_pad, int64_t width) {
     std::vector<float> out(size_t(k) * cols_pad, 0.0f);
-#pragma omp parallel for schedule(static)
+RUSCA_EMU_PARALLEL_FOR
     for (int64_t c = 0; c < cols; c++) {
         float* panel = &out[size_t(c / width) * k * width + c % width];
         for (int64_t kk = 0; kk < k; kk++) panel[size_t(kk) * width] = trans ? load(x, c, kk) : load(x, kk, c);
@@ -396,7 +404,7 @@ void run_gemm(const Problem& p) {
     const std::vector<float> b = pack_b(p.B, p.tb, p.k, p.n, np, kTileCols);
     const int64_t row_tiles = mp / kTileRows, tiles = row_tiles * (np / kTileCols);
     // Tiles in column-panel order, so a thread's consecutive tiles share one panel of B in cache.
-#pragma omp parallel for schedule(static)
+RUSCA_EMU_PARALLEL_FOR
     for (int64_t t = 0; t < tiles; t++) {
         const int64_t i0 = (t % row_tiles) * kTileRows, j0 = (t / row_tiles) * kTileCols;
         float sums[kTileRows][kTileCols];

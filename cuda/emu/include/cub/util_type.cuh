@@ -13,6 +13,14 @@
 #include <string>
 #include <type_traits>
 
+// OpenMP loops in the device-level algorithms, except under ThreadSanitizer (libgomp is not
+// instrumented: its barriers would show up as races in the emulator's racecheck build).
+#if defined(__SANITIZE_THREAD__)
+#define RUSCA_EMU_PARALLEL_FOR
+#else
+#define RUSCA_EMU_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#endif
+
 namespace cub {
 
 // A pair of device buffers and a selector naming the one that holds the current data. Sorts that

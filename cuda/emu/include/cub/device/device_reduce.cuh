@@ -40,7 +40,7 @@ struct DeviceReduce {
             emu::check_items(d_in, size_t(n), "cub::DeviceReduce: d_in");
             emu::check_items(d_out, 1, "cub::DeviceReduce: d_out");
             std::vector<Accum> partial(static_cast<size_t>(chunks), static_cast<Accum>(init));
-#pragma omp parallel for schedule(static)
+RUSCA_EMU_PARALLEL_FOR
             for (int64_t c = 0; c < chunks; c++) {
                 const int64_t first = c * kChunk, last = std::min(n, first + kChunk);
                 Accum acc = Accum(transform_op(d_in[first]));
