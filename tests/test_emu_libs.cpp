@@ -510,6 +510,86 @@ TEST(EmuCub, SegmentedSortDescendingWithDoubleBuffer) {
     }
 }
 
+// The other forms: descending pairs and keys (stable), segmented pointer form (input unchanged),
+// DoubleBuffer edge cases (no bits to sort; 1-byte keys sort in 5-bit digits: 2 passes, even).
+TEST(EmuCub, DescendingAndPointerForms) {
+    std::mt19937 gen(12);
+    std::uniform_int_distribution<int> u(-40, 40);
+    const int n = 600;
+    std::vector<int> keys(n), values(n);
+    for (int i = 0; i < n; i++) keys[i] = u(gen), values[i] = i;
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return keys[a] > keys[b]; });
+
+    DeviceBuffer<int> dk(keys), dv(values), dk_out(n), dv_out(n), dk_only(n);
+    size_t bytes = 0;
+    ASSERT_EQ(cub::DeviceRadixSort::SortPairsDescending(nullptr, bytes, dk.data(), dk_out.data(), dv.data(),
+                                                        dv_out.data(), n),
+              cudaSuccess);
+    DeviceBuffer<char> temp(bytes);
+    ASSERT_EQ(cub::DeviceRadixSort::SortPairsDescending(temp.data(), bytes, dk.data(), dk_out.data(), dv.data(),
+                                                        dv_out.data(), n),
+              cudaSuccess);
+    size_t key_bytes = 0;
+    ASSERT_EQ(cub::DeviceRadixSort::SortKeysDescending(nullptr, key_bytes, dk.data(), dk_only.data(), n), cudaSuccess);
+    EXPECT_LT(key_bytes, bytes) << "keys only need no value buffer";
+    ASSERT_EQ(cub::DeviceRadixSort::SortKeysDescending(temp.data(), key_bytes, dk.data(), dk_only.data(), n),
+              cudaSuccess);
+    const std::vector<int> got_k = dk_out.download(), got_v = dv_out.download(), got_only = dk_only.download();
+    for (int i = 0; i < n; i++) {
+        ASSERT_EQ(got_v[i], order[i]) << i;
+        ASSERT_EQ(got_k[i], keys[order[i]]) << i;
+        ASSERT_EQ(got_only[i], keys[order[i]]) << i;
+    }
+
+    // segmented, pointer form, ascending: two segments and a gap that keeps its poison
+    const std::vector<int> begins = {0, 350}, ends = {300, 600};
+    DeviceBuffer<int> db(begins), de(ends), seg_out(n);
+    seg_out.poison();
+    size_t seg_bytes = 0;
+    ASSERT_EQ(cub::DeviceSegmentedRadixSort::SortKeys(nullptr, seg_bytes, dk.data(), seg_out.data(), n, 2, db.data(),
+                                                      de.data()),
+              cudaSuccess);
+    DeviceBuffer<char> seg_temp(seg_bytes);
+    ASSERT_EQ(cub::DeviceSegmentedRadixSort::SortKeys(seg_temp.data(), seg_bytes, dk.data(), seg_out.data(), n, 2,
+                                                      db.data(), de.data()),
+              cudaSuccess);
+    std::vector<int> expect(n, -1);
+    for (int s = 0; s < 2; s++) {
+        std::vector<int> seg(keys.begin() + begins[s], keys.begin() + ends[s]);
+        std::sort(seg.begin(), seg.end());
+        std::copy(seg.begin(), seg.end(), expect.begin() + begins[s]);
+    }
+    EXPECT_EQ(seg_out.download(), expect);
+    EXPECT_EQ(dk.download(), keys) << "the pointer form changed its input";
+
+    // DoubleBuffer: nothing to sort leaves the selector alone; 8-bit keys take two passes
+    std::vector<uint8_t> small(n);
+    for (int i = 0; i < n; i++) small[i] = uint8_t(keys[i] + 40);
+    DeviceBuffer<uint8_t> sa(small), sb(n);
+    cub::DoubleBuffer<uint8_t> buf(sa.data(), sb.data());
+    const std::vector<int> one_begin = {0}, one_end = {n};
+    DeviceBuffer<int> ob(one_begin), oe(one_end);
+    size_t db_bytes = 0;
+    ASSERT_EQ(cub::DeviceSegmentedRadixSort::SortKeys(nullptr, db_bytes, buf, n, 1, ob.data(), oe.data(), 3, 3),
+              cudaSuccess);
+    DeviceBuffer<char> db_temp(std::max<size_t>(db_bytes, 256));
+    ASSERT_EQ(cub::DeviceSegmentedRadixSort::SortKeys(db_temp.data(), db_bytes, buf, n, 1, ob.data(), oe.data(), 3, 3),
+              cudaSuccess);
+    EXPECT_EQ(buf.Current(), sa.data());
+    db_bytes = 0;
+    ASSERT_EQ(cub::DeviceSegmentedRadixSort::SortKeys(nullptr, db_bytes, buf, n, 1, ob.data(), oe.data()), cudaSuccess);
+    ASSERT_LE(db_bytes, 256u);
+    db_bytes = 256;
+    ASSERT_EQ(cub::DeviceSegmentedRadixSort::SortKeys(db_temp.data(), db_bytes, buf, n, 1, ob.data(), oe.data()),
+              cudaSuccess);
+    EXPECT_EQ(buf.Current(), sa.data()) << "two passes end in the buffer they started from";
+    std::vector<uint8_t> sorted_small = small;
+    std::sort(sorted_small.begin(), sorted_small.end());
+    EXPECT_EQ(sa.download(), sorted_small);
+}
+
 // A sort recorded into a graph replays on the inputs present at replay time.
 TEST(EmuCub, CapturedSortReplays) {
     const int n = 100;
@@ -587,18 +667,15 @@ void check_block_reduce() {
     const std::vector<float> r = random_vector(blocks * THREADS, THREADS);
     const std::vector<double> in(r.begin(), r.end());
     DeviceBuffer<double> din(in), dout(blocks * 2);
-    const std::vector<double> got = [&] {
-        std::vector<double> g;
-        expect_schedule_independent(
-            [&] {
-                dout.poison();
-                LAUNCH_KERNEL(block_reduce_kernel<THREADS>, blocks, THREADS, 0, nullptr, dout.data(), din.data());
-                g = dout.download();
-                return g;
-            },
-            "BlockReduce " + std::to_string(THREADS));
-        return g;
-    }();
+    std::vector<double> got;
+    expect_schedule_independent(
+        [&] {
+            dout.poison();
+            LAUNCH_KERNEL(block_reduce_kernel<THREADS>, blocks, THREADS, 0, nullptr, dout.data(), din.data());
+            got = dout.download();
+            return got;
+        },
+        "BlockReduce " + std::to_string(THREADS));
     for (int b = 0; b < blocks; b++) {
         const std::vector<double> x(in.begin() + b * THREADS, in.begin() + (b + 1) * THREADS);
         EXPECT_EQ(got[b * 2], cub_order_reduce(x)) << THREADS << " threads, block " << b << ": not CUB's order";
@@ -655,14 +732,16 @@ TEST(EmuCubBlock, ExclusiveSumAndTotal) {
 
 constexpr int kSortThreads = 128, kSortItems = 8;
 
-// Keys-only descending (the sampler's call), blocked or striped output.
-__global__ void block_sort_keys_kernel(uint64_t* out, const uint64_t* in, int end_bit, bool striped) {
+// Keys only, descending (the sampler's call) or ascending, blocked or striped output.
+__global__ void block_sort_keys_kernel(uint64_t* out, const uint64_t* in, int end_bit, bool descending, bool striped) {
     using Sort = cub::BlockRadixSort<uint64_t, kSortThreads, kSortItems>;
     __shared__ typename Sort::TempStorage tmp;
     uint64_t keys[kSortItems];
     for (int j = 0; j < kSortItems; j++) keys[j] = in[threadIdx.x * kSortItems + j];
-    if (striped) Sort(tmp).SortDescendingBlockedToStriped(keys, 0, end_bit);
-    else Sort(tmp).SortDescending(keys, 0, end_bit);
+    if (descending && striped) Sort(tmp).SortDescendingBlockedToStriped(keys, 0, end_bit);
+    if (descending && !striped) Sort(tmp).SortDescending(keys, 0, end_bit);
+    if (!descending && striped) Sort(tmp).SortBlockedToStriped(keys, 0, end_bit);
+    if (!descending && !striped) Sort(tmp).Sort(keys, 0, end_bit);
     for (int j = 0; j < kSortItems; j++) {
         const int rank = striped ? j * kSortThreads + threadIdx.x : threadIdx.x * kSortItems + j;
         out[rank] = keys[j];
@@ -679,30 +758,31 @@ __global__ void block_sort_pairs_kernel(int* out_keys, int* out_values, const in
     for (int j = 0; j < 4; j++) out_keys[threadIdx.x * 4 + j] = keys[j], out_values[threadIdx.x * 4 + j] = values[j];
 }
 
-TEST(EmuCubBlock, RadixSortKeysDescending) {
+TEST(EmuCubBlock, RadixSortKeys) {
     const int n = kSortThreads * kSortItems;
     std::mt19937_64 gen(5);
     std::vector<uint64_t> keys(n);
     for (uint64_t& k : keys) k = (gen() >> 1) % 300 + 1;  // duplicates
     keys[3] = 0;                                           // a dropped token's key
-    std::vector<uint64_t> expect = keys;
-    std::sort(expect.begin(), expect.end(), std::greater<uint64_t>());
+    std::vector<uint64_t> ascending = keys;
+    std::sort(ascending.begin(), ascending.end());
+    const std::vector<uint64_t> descending(ascending.rbegin(), ascending.rend());
     DeviceBuffer<uint64_t> din(keys), dout(n);
-    for (bool striped : {false, true}) {
-        const std::vector<uint64_t> got = [&] {
-            std::vector<uint64_t> g;
+    for (bool desc : {true, false}) {
+        for (bool striped : {false, true}) {
+            const std::string what = std::string(desc ? "descending " : "ascending ") + (striped ? "striped" : "blocked");
+            std::vector<uint64_t> got;
             expect_schedule_independent(
                 [&] {
                     dout.poison();
                     LAUNCH_KERNEL(block_sort_keys_kernel, 1, kSortThreads, 0, nullptr, dout.data(), din.data(), 63,
-                                  striped);
-                    g = dout.download();
-                    return g;
+                                  desc, striped);
+                    got = dout.download();
+                    return got;
                 },
-                "BlockRadixSort");
-            return g;
-        }();
-        EXPECT_EQ(got, expect) << (striped ? "striped" : "blocked");
+                "BlockRadixSort " + what);
+            EXPECT_EQ(got, desc ? descending : ascending) << what;
+        }
     }
 }
 
