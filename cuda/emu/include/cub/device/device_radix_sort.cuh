@@ -43,8 +43,8 @@ struct DeviceRadixSort {
     }
 
 private:
-    // Temporary storage as CUB's onesweep sort sizes it: alternate key and value buffers and the
-    // per-pass digit histograms (8-bit digits).
+    // Temporary storage of the size CUB's onesweep sort needs, give or take its small counters:
+    // alternate key and value buffers and the per-pass digit histograms (8-bit digits).
     template <typename KeyT, typename ValueT>
     static size_t temp_bytes(int64_t n, int begin_bit, int end_bit) {
         const size_t passes = size_t(std::max(1, (end_bit - begin_bit + 7) / 8));

@@ -20,7 +20,7 @@ namespace cub {
 struct DeviceSegmentedRadixSort {
     template <typename KeyT, typename BeginOffsetIteratorT, typename EndOffsetIteratorT>
     static cudaError_t SortKeys(void* d_temp_storage, size_t& temp_storage_bytes, DoubleBuffer<KeyT>& d_keys,
-                                int64_t num_items, int64_t num_segments, BeginOffsetIteratorT d_begin_offsets,
+                                int num_items, int num_segments, BeginOffsetIteratorT d_begin_offsets,
                                 EndOffsetIteratorT d_end_offsets, int begin_bit = 0, int end_bit = sizeof(KeyT) * 8,
                                 cudaStream_t stream = 0) {
         return sort_double_buffer(d_temp_storage, temp_storage_bytes, d_keys, num_items, num_segments,
@@ -28,7 +28,7 @@ struct DeviceSegmentedRadixSort {
     }
     template <typename KeyT, typename BeginOffsetIteratorT, typename EndOffsetIteratorT>
     static cudaError_t SortKeysDescending(void* d_temp_storage, size_t& temp_storage_bytes, DoubleBuffer<KeyT>& d_keys,
-                                          int64_t num_items, int64_t num_segments,
+                                          int num_items, int num_segments,
                                           BeginOffsetIteratorT d_begin_offsets, EndOffsetIteratorT d_end_offsets,
                                           int begin_bit = 0, int end_bit = sizeof(KeyT) * 8,
                                           cudaStream_t stream = 0) {
@@ -37,7 +37,7 @@ struct DeviceSegmentedRadixSort {
     }
     template <typename KeyT, typename BeginOffsetIteratorT, typename EndOffsetIteratorT>
     static cudaError_t SortKeys(void* d_temp_storage, size_t& temp_storage_bytes, const KeyT* d_keys_in,
-                                KeyT* d_keys_out, int64_t num_items, int64_t num_segments,
+                                KeyT* d_keys_out, int num_items, int num_segments,
                                 BeginOffsetIteratorT d_begin_offsets, EndOffsetIteratorT d_end_offsets,
                                 int begin_bit = 0, int end_bit = sizeof(KeyT) * 8, cudaStream_t stream = 0) {
         return sort_pointers(d_temp_storage, temp_storage_bytes, d_keys_in, d_keys_out, num_items, num_segments,
@@ -45,7 +45,7 @@ struct DeviceSegmentedRadixSort {
     }
     template <typename KeyT, typename BeginOffsetIteratorT, typename EndOffsetIteratorT>
     static cudaError_t SortKeysDescending(void* d_temp_storage, size_t& temp_storage_bytes, const KeyT* d_keys_in,
-                                          KeyT* d_keys_out, int64_t num_items, int64_t num_segments,
+                                          KeyT* d_keys_out, int num_items, int num_segments,
                                           BeginOffsetIteratorT d_begin_offsets, EndOffsetIteratorT d_end_offsets,
                                           int begin_bit = 0, int end_bit = sizeof(KeyT) * 8,
                                           cudaStream_t stream = 0) {
