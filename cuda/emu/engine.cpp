@@ -30,8 +30,22 @@ namespace bctx = boost::context::detail;
 
 namespace {
 
+// The warp collectives a warp has open: lanes have arrived, not all of the mask yet. Usually one;
+// more when disjoint groups of lanes (half-warps) each run their own.
+struct Warp {
+    struct Open {
+        const char* op;
+        Site site;
+        unsigned mask, arrived;
+    };
+    std::vector<Open> open;
+    unsigned exited = 0;  // lanes that have finished the kernel
+    unsigned exists = 0;  // lanes the block has (the last warp may be partial)
+};
+
 struct Block {
     std::vector<Thread> threads;
+    std::vector<Warp> warps;
     int n = 0, done = 0, at_barrier = 0;
     std::deque<int> ready;
     std::exception_ptr fault;
@@ -107,7 +121,7 @@ std::string thread_name(const Thread& t) {
 }
 
 bool same_site(const Site& a, const Site& b) {
-    return a.line == b.line && a.file && b.file && std::strcmp(a.file, b.file) == 0;
+    return a.line == b.line && (a.file == b.file || (a.file && b.file && std::strcmp(a.file, b.file) == 0));
 }
 
 // "threads 0-31 wait at __syncthreads at f:l; threads 32-63 ..." for the threads in state `s`.
@@ -195,6 +209,11 @@ void run_block(Scheduler& s, dim3 block) {
     b.done = b.at_barrier = 0;
     b.ready.clear();
     b.fault = nullptr;
+    b.warps.assign((b.n + 31) / 32, Warp{});
+    for (int w = 0; w < int(b.warps.size()); w++) {
+        const int lanes = std::min(32, b.n - 32 * w);
+        b.warps[w].exists = lanes == 32 ? ~0u : (1u << lanes) - 1;
+    }
     std::vector<int> ids(b.n);
     for (int i = 0; i < b.n; i++) {
         Thread& t = b.threads[i];
@@ -213,6 +232,7 @@ void run_block(Scheduler& s, dim3 block) {
         if (b.fault) std::rethrow_exception(b.fault);
         if (t.state == Thread::Done) {
             b.done++;
+            b.warps[t.linear / 32].exited |= 1u << (t.linear % 32);
             check_exit_against_warp(b, t);
         } else if (t.state == Thread::AtBarrier) {
             b.at_barrier++;
@@ -315,40 +335,44 @@ void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, W
                      Site site) {
     Thread& me = current_thread();
     Block& b = t_sched->block;
+    Warp& w = b.warps[me.linear / 32];
     const int lane = me.linear % 32, warp0 = me.linear - lane;
     auto at = [&] { return std::string(op) + " at " + site.file + ":" + std::to_string(site.line); };
-    if (!(mask >> lane & 1u)) {
-        std::ostringstream m;
-        m << at() << ": mask 0x" << std::hex << mask << std::dec << " does not include the calling lane " << lane;
-        fault(m.str());
-    }
+    auto hex = [](unsigned m) {
+        std::ostringstream h;
+        h << "0x" << std::hex << m;
+        return h.str();
+    };
+    if (!(mask >> lane & 1u)) fault(at() + ": mask " + hex(mask) + " does not include the calling lane " + std::to_string(lane));
+    if (mask & ~w.exists)
+        fault(at() + ": the mask " + hex(mask) + " names lanes that do not exist (the block has " +
+              std::to_string(b.n) + " threads)");
+    if (mask & w.exited)
+        fault(at() + ": lane " + std::to_string(__builtin_ctz(mask & w.exited)) + " of the mask " + hex(mask) +
+              " has already exited");
     me.state = Thread::AtWarp, me.op = op, me.site = site, me.mask = mask;
     me.in = in, me.out = out, me.combine = combine, me.combine_ctx = ctx;
-    bool all = true;
-    for (int j = 0; j < 32; j++) {
-        if (!(mask >> j & 1u) || j == lane) continue;
-        if (warp0 + j >= b.n)
-            fault(at() + ": the mask names lane " + std::to_string(j) + ", which does not exist (the block has " +
-                  std::to_string(b.n) + " threads)");
-        const Thread& o = b.threads[warp0 + j];
-        if (o.state == Thread::Done)
-            fault(at() + ": lane " + std::to_string(j) + " of the mask has already exited");
-        if (o.state != Thread::AtWarp) {
-            all = false;
-            continue;
-        }
+    // Join the open collective of these lanes, or open one; a different collective that shares
+    // lanes with ours can never complete alongside it.
+    size_t k = 0;
+    for (; k < w.open.size(); k++) {
+        Warp::Open& o = w.open[k];
+        if (!(o.mask & mask)) continue;
         if (o.op != op || !same_site(o.site, site) || o.mask != mask) {
-            std::ostringstream m;
-            m << "warp collective with lanes that disagree: lane " << lane << " is at " << at() << " with mask 0x"
-              << std::hex << mask << ", lane " << std::dec << j << " is at " << where(o) << " with mask 0x" << std::hex
-              << o.mask;
-            fault(m.str());
+            const int other = __builtin_ctz(o.arrived);
+            fault("warp collective with lanes that disagree: lane " + std::to_string(lane) + " is at " + at() +
+                  " with mask " + hex(mask) + ", lane " + std::to_string(other) + " is at " + o.op + " at " +
+                  o.site.file + ":" + std::to_string(o.site.line) + " with mask " + hex(o.mask));
         }
+        break;
     }
-    if (!all) {
+    if (k == w.open.size()) w.open.push_back(Warp::Open{op, site, mask, 0});
+    w.open[k].arrived |= 1u << lane;
+    if (w.open[k].arrived != mask) {
         yield();  // the last lane to arrive computes our result and makes us ready
         return;
     }
+    w.open.erase(w.open.begin() + k);
     const void* ins[32] = {};
     void* outs[32] = {};
     std::vector<int> others;
