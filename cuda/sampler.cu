@@ -147,12 +147,23 @@ __device__ void block_exclusive_sum(double x, double& before, double& total) {
 // ---- passes over one row ----
 
 // Max logit and its lowest index (the greedy token).
+// NaN as the CPU twin's sequential scan treats it: a NaN at index 0 is never beaten (nothing compares
+// greater than it), a NaN elsewhere never wins.
 template <typename Logit>
 __device__ ValIdx row_argmax(const Logit* row, int V) {
     ValIdx best{-INFINITY, INT_MAX};
-    for (int i = threadIdx.x; i < V; i += kThreads) best = ArgMaxOp()(best, ValIdx{to_float(row[i]), i});
-    return block_all_reduce(best, ArgMaxOp());
+    for (int i = threadIdx.x; i < V; i += kThreads) {
+        const float x = to_float(row[i]);
+        if (!isnan(x)) best = ArgMaxOp()(best, ValIdx{x, i});
+    }
+    best = block_all_reduce(best, ArgMaxOp());
+    const float first = to_float(row[0]);
+    return isnan(first) ? ValIdx{first, 0} : best;
 }
+
+// A row whose normalizer is not finite (a NaN logit, a +inf logit, or all -inf) has no distribution:
+// every probability of the CPU twin is NaN and its draw returns the last token. So does ours.
+__device__ __forceinline__ bool no_distribution(double sum_all) { return !isfinite(sum_all); }
 
 struct Sums {
     double all;   // sum of e over the row: the unfiltered normalizer (logprob)
@@ -297,7 +308,9 @@ __global__ void __launch_bounds__(kThreads)
     Sums sums{0.0, 0.0};
     if (!c.greedy || logprobs) sums = row_sums(row, V, maxv, c);
     int token = top.i;
-    if (!c.greedy) {
+    if (!c.greedy && no_distribution(sums.all)) {
+        token = V - 1;
+    } else if (!c.greedy) {
         const double u = counter_uniform(seed, seq_ids[b], uint64_t(steps[b]));
         const KeptProb<Logit> kept{row, maxv, c.temperature, c.min_p, false, 0, c.index_bits};
         token = draw_walk(V, u * sums.kept, kept);
@@ -322,6 +335,13 @@ __global__ void __launch_bounds__(kThreads)
     const Logit* row = logits + size_t(b) * V;
     const double maxv = row_argmax(row, V).v;
     const Sums sums = row_sums(row, V, maxv, c);
+    if (no_distribution(sums.all)) {  // uniform across the block
+        if (threadIdx.x == 0) {
+            tokens[b] = V - 1;
+            if (logprobs) logprobs[b] = row_logprob(row, V - 1, maxv, sums.all, c.temperature);
+        }
+        return;
+    }
 
     uint64_t keys[kSortItems];  // blocked: thread t holds tokens t * kSortItems + j
     int mine = 0;
@@ -404,6 +424,13 @@ __global__ void __launch_bounds__(kThreads)
     const Logit* row = logits + size_t(r) * V;
     const double maxv = stats[r].x;
     const int n = seg_end[r] - r * V;
+    if (no_distribution(stats[r].y)) {
+        if (threadIdx.x == 0) {
+            tokens[r] = V - 1;
+            if (logprobs) logprobs[r] = row_logprob(row, V - 1, maxv, stats[r].y, c.temperature);
+        }
+        return;
+    }
     const uint64_t cut = select_cut(sorted + size_t(r) * V, n, row, maxv, c);
     const KeptProb<Logit> kept{row, maxv, c.temperature, c.min_p, true, cut, c.index_bits};
     const double total = kept_total(V, kept);

@@ -225,6 +225,36 @@ TEST(CudaSampler, GreedyTakesLowestArgmax) {
     expect_matches_cpu(logits, B, V, params(0, 0, 0, 1), 5, /*bf16=*/true);
 }
 
+// Rows with NaN or infinite logits (a diverged model): the GPU returns the CPU twin's token, always a
+// valid id, for every parameter mix, on both sides of the in-block sort's tile.
+TEST(CudaSampler, NonFiniteRowsGiveTheCpuToken) {
+    SKIP_WITHOUT_GPU();
+    for (int V : {37, 5000}) {
+        const std::vector<float> base = normal_logits(size_t(V), 7, 2.0f);
+        std::vector<std::vector<float>> rows = {std::vector<float>(V, NAN), base, base, base, base,
+                                                std::vector<float>(V, -INFINITY)};
+        rows[1][0] = NAN;                                  // NaN first: the CPU argmax keeps index 0
+        rows[2][V / 2] = NAN;                              // NaN inside
+        rows[3][V / 3] = INFINITY;                         // one +inf
+        rows[4][1] = rows[4][V - 2] = INFINITY;            // two +inf
+        std::vector<float> logits;
+        for (const auto& r : rows) logits.insert(logits.end(), r.begin(), r.end());
+        const int B = int(rows.size());
+        const std::vector<uint64_t> seqs(B, 3);
+        const std::vector<int> steps(B, 9);
+        for (const SamplingParams& p : kMixes) {
+            std::vector<int> cpu_tokens(B);
+            cpu::sample_batch(cpu_tokens.data(), nullptr, logits.data(), B, V, p, 11, seqs.data(), steps.data());
+            const Draws gpu = gpu_draws(logits, B, V, p, 11, seqs, steps, false);
+            for (int b = 0; b < B; b++) {
+                EXPECT_TRUE(gpu.tokens[b] >= 0 && gpu.tokens[b] < V) << "row " << b << ": token " << gpu.tokens[b];
+                EXPECT_EQ(gpu.tokens[b], cpu_tokens[b]) << "row " << b << ", V = " << V << ", T = " << p.temperature
+                                                        << ", top_k = " << p.top_k << ", top_p = " << p.top_p;
+            }
+        }
+    }
+}
+
 TEST(CudaSampler, RandomLogitsMatchCpuExactly) {
     SKIP_WITHOUT_GPU();
     // Ragged sizes on both sides of the in-block sort's 4096-token tile.

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <math.h>  // isnan, isfinite, ... in the global namespace, as device code calls them
 #include <cstdint>
 #include <cstring>
 
