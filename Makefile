@@ -1,7 +1,9 @@
 # rusca Makefile: one binary (build/rusca) and one test binary (build/rusca_tests).
 # CUDA sources (cuda/*.cu) are compiled for sm_90a (+ compute_90 PTX) whenever nvcc exists,
 # even on machines without a GPU; without nvcc we build the CPU backend only and say so.
-#   make            build build/rusca            make test    build and run every test
+# The emulator build compiles the same CUDA sources with g++ against cuda/emu/ (the SIMT emulator)
+# whenever CUDA's headers exist: build/rusca-emu and build/rusca_emu_tests (the GPU tests).
+#   make            build build/rusca            make test    build and run every test (both binaries)
 #   make demo       train the tiny model on CPU  make bench   CPU training benchmark
 #   make -j2        builds in parallel; translation units are kept small on purpose.
 
@@ -9,12 +11,14 @@ CXX      ?= g++
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 BUILD    := build
 # x86-64-v3 = AVX2 + FMA: fast here, and still runs on the GPU machine's host CPU.
-CXXFLAGS := -std=c++17 -O3 -march=x86-64-v3 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I.
+BASE_CXXFLAGS := -std=c++17 -O3 -march=x86-64-v3 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I.
+CXXFLAGS := $(BASE_CXXFLAGS)
 LDFLAGS  := -fopenmp -Wl,-rpath,'$$ORIGIN/lib'
 LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpthread
 
 HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp host/cuda/*.cpp tokenizer/*.cpp))
-TEST_SRCS := $(wildcard tests/*.cpp)
+# tests/test_emu_*.cpp hold kernels compiled by g++: emulator build only.
+TEST_SRCS := $(filter-out tests/test_emu_%.cpp,$(wildcard tests/*.cpp))
 CU_SRCS   := $(wildcard cuda/*.cu)
 
 ifneq ($(NVCC),)
@@ -30,15 +34,28 @@ else
   BACKENDS   := CPU only (nvcc not found: CUDA backend not built)
 endif
 
+# ---- the emulator build: every file that includes CUDA headers, compiled again by g++ ----
+CUDA_INC  := $(firstword $(wildcard $(CUDA_HOME)/include /usr/local/cuda/include))
+EMU       := $(BUILD)/emu
+EMU_OPT   ?= -O2
+EMU_CXXFLAGS := $(BASE_CXXFLAGS) $(EMU_OPT) -fno-strict-aliasing -Wno-unknown-pragmas -DRUSCA_CUDA=1 -DRUSCA_EMU=1 -Icuda/emu/include -I$(CUDA_INC) -I$(CUDA_INC)/cccl
+EMU_HOST_SRCS := $(wildcard host/cuda/*.cpp) $(shell grep -l RUSCA_CUDA host/*.cpp)
+EMU_TEST_SRCS := $(wildcard tests/test_cuda_*.cpp tests/test_emu_*.cpp)
+EMU_OBJS  := $(EMU_HOST_SRCS:%.cpp=$(EMU)/obj/%.o) $(CU_SRCS:%.cu=$(EMU)/obj/%.o) \
+             $(patsubst %.cpp,$(EMU)/obj/%.o,$(wildcard cuda/emu/*.cpp))
+SHARED_OBJS := $(filter-out $(EMU_HOST_SRCS:%.cpp=$(BUILD)/obj/%.o),$(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o))
+EMU_LDLIBS := -lsentencepiece -lsentencepiece_train -lfmt -lpthread -lboost_context -ldl
+
 HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 DEPS_OK   := $(BUILD)/.deps-ok
 # Shared libraries the GPU machine may lack are copied next to the binary (found via rpath).
 BUNDLED   := $(BUILD)/lib/libfmt.so.9 $(BUILD)/lib/libsentencepiece_train.so.0
 
-.PHONY: all test demo bench clean
+.PHONY: all emu emu-tsan emu-asan test check-sources demo bench clean
 all: $(BUILD)/rusca
 	@echo "rusca built: $(BACKENDS)"
+emu: $(BUILD)/rusca-emu $(BUILD)/rusca_emu_tests
 
 $(DEPS_OK): tools/install_deps.sh
 	@mkdir -p $(BUILD) && tools/install_deps.sh && touch $@
@@ -64,8 +81,55 @@ $(BUILD)/rusca: $(BUILD)/obj/host/main.o $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
 $(BUILD)/rusca_tests: $(TEST_OBJS) $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lgtest
 
-test: $(BUILD)/rusca $(BUILD)/rusca_tests
-	@$(BUILD)/rusca_tests
+$(EMU)/obj/%.o: %.cpp | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(EMU)/obj/tests/%.o: tests/%.cpp | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -DRUSCA_SOURCE_DIR='"$(CURDIR)"' -c $< -o $@
+
+$(EMU)/obj/cuda/%.o: cuda/%.cu | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/rusca-emu: $(BUILD)/obj/host/main.o $(SHARED_OBJS) $(EMU_OBJS) | $(BUNDLED)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(EMU_LDLIBS)
+
+EMU_TESTS_BIN ?= $(BUILD)/rusca_emu_tests
+$(EMU_TESTS_BIN): $(BUILD)/obj/tests/main.o $(EMU_TEST_SRCS:%.cpp=$(EMU)/obj/%.o) $(SHARED_OBJS) \
+                          $(EMU_OBJS) | $(BUNDLED)
+	$(CXX) $(LDFLAGS) $(EMU_OPT) $^ -o $@ $(EMU_LDLIBS) -lgtest
+
+# Sanitizer builds of the emulator tests: our racecheck (ThreadSanitizer, with the fiber engine's
+# annotations, cuda/emu/sanitizer.h) and memcheck (AddressSanitizer + UBSan). They run a subset:
+# the emulator self-tests and the kernels with shared memory and warp collectives (the deliberately
+# racy schedule test is left out of TSan: its race is a TSan report, EmuSanitizer checks that).
+SAN_TESTS := Emu*:CudaAttention.ScheduleIndependent:CudaKvAttention.MatchesCpuTwin:CudaRmsnorm*:CudaCrossEntropy*:CudaEmbedding*:CudaSampler.GreedyTakesLowestArgmax
+emu-tsan:
+	@$(MAKE) --no-print-directory EMU=$(BUILD)/emu-tsan EMU_TESTS_BIN=$(BUILD)/emu-tsan/rusca_emu_tests \
+	    EMU_OPT='-O1 -g -fsanitize=thread' $(BUILD)/emu-tsan/rusca_emu_tests
+	OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 $(BUILD)/emu-tsan/rusca_emu_tests \
+	    --gtest_filter='$(SAN_TESTS):-EmuEngine.MissingBarrierIsCaughtBySchedules'
+emu-asan:
+	@$(MAKE) --no-print-directory EMU=$(BUILD)/emu-asan EMU_TESTS_BIN=$(BUILD)/emu-asan/rusca_emu_tests \
+	    EMU_OPT='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined' \
+	    $(BUILD)/emu-asan/rusca_emu_tests
+	OMP_NUM_THREADS=1 $(BUILD)/emu-asan/rusca_emu_tests --gtest_filter='$(SAN_TESTS)'
+
+ifneq ($(CUDA_INC),)
+  TEST_BINS := $(BUILD)/rusca_tests $(BUILD)/rusca_emu_tests
+else
+  TEST_BINS := $(BUILD)/rusca_tests
+endif
+
+# Both test binaries; the last line adds up their "N passed, N failed, N skipped" lines.
+test: check-sources $(BUILD)/rusca $(TEST_BINS)
+	@tools/run_tests.sh $(TEST_BINS)
+
+# The rules that keep every kernel emulatable (SPEC.md, "Three ways to run a kernel").
+check-sources:
+	@tools/check_sources.sh
 
 demo: $(BUILD)/rusca
 	tools/demo.sh
@@ -76,4 +140,4 @@ bench: $(BUILD)/rusca
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(EMU)/obj -name '*.d' 2>/dev/null)

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@
 
 #include "cuda/device_buffer.h"
 #endif
+#ifdef RUSCA_EMU
+#include "cuda/emu/emu.h"
+#endif
 
 #define SKIP_WITHOUT_GPU()                                                                  \
     do {                                                                                    \
@@ -27,6 +31,40 @@
     } while (0)
 
 namespace rusca::gputest {
+
+// True in the emulator build, where "the GPU" is the SIMT emulator (cuda/emu/): tests keep their
+// shapes small there and leave the large ones to a real GPU.
+inline bool emulated() {
+#ifdef RUSCA_EMU
+    return true;
+#else
+    return false;
+#endif
+}
+
+// Runs `run` (launches kernels, returns their output) under each thread schedule of the emulator:
+// forward, reverse and two seeded random orders, and expects the same bytes every time. A result
+// that depends on the order in which threads run between barriers is a race. One run on a GPU.
+template <class Run>
+void expect_schedule_independent(Run run, const std::string& what) {
+#ifdef RUSCA_EMU
+    using emu::Schedule;
+    const emu::Schedule before = emu::schedule();
+    const auto first = run();
+    const std::pair<Schedule, uint64_t> others[] = {{Schedule::Reverse, 1}, {Schedule::Random, 7}, {Schedule::Random, 8}};
+    for (auto [s, seed] : others) {
+        emu::set_schedule(s, seed);
+        const auto again = run();
+        ASSERT_EQ(again.size(), first.size()) << what;
+        EXPECT_TRUE(std::memcmp(again.data(), first.data(), first.size() * sizeof(first[0])) == 0)
+            << what << ": the result depends on the thread schedule (" << (s == Schedule::Reverse ? "reverse" : "random")
+            << " differs from forward): a race";
+    }
+    emu::set_schedule(before);
+#else
+    run();
+#endif
+}
 
 // Uniform in [-scale, scale], never exactly zero.
 inline std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f) {

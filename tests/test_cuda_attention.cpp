@@ -40,7 +40,9 @@ struct Inputs {
     std::vector<float> q, k, v, dout, dq0, dk0, dv0;
 };
 
-Inputs make_inputs(const Shape& s, uint32_t seed) {
+// zero_start: the gradients start at 0, so the result is the kernel's own sum (from +-0.5 the bf16
+// rounding of the final add would hide errors of a few percent).
+Inputs make_inputs(const Shape& s, uint32_t seed, bool zero_start = false) {
     Inputs in;
     // q, k of scale 2 give scaled scores of std ~1: softmax rows neither flat nor one-hot.
     in.q = round_bf16(random_vector(s.nq(), seed, 2.0f));
@@ -50,6 +52,10 @@ Inputs make_inputs(const Shape& s, uint32_t seed) {
     in.dq0 = round_bf16(random_vector(s.nq(), seed + 4, 0.5f));
     in.dk0 = round_bf16(random_vector(s.nk(), seed + 5, 0.5f));
     in.dv0 = round_bf16(random_vector(s.nk(), seed + 6, 0.5f));
+    if (zero_start) {
+        in.dq0.assign(s.nq(), 0.0f);
+        in.dk0.assign(s.nk(), 0.0f), in.dv0.assign(s.nk(), 0.0f);
+    }
     return in;
 }
 
@@ -156,9 +162,9 @@ void expect_close(const char* name, const std::vector<float>& got, const std::ve
     EXPECT_LE(err, 2 * naive_err + floor) << name << ": kernel error " << err << ", naive bf16 error " << naive_err;
 }
 
-void check_against_twin(const Shape& s, uint32_t seed) {
-    SCOPED_TRACE(s.str());
-    const Inputs in = make_inputs(s, seed);
+void check_against_twin(const Shape& s, uint32_t seed, bool zero_start = false) {
+    SCOPED_TRACE(s.str() + (zero_start ? " (gradients from 0)" : ""));
+    const Inputs in = make_inputs(s, seed, zero_start);
     const Outputs got = run_gpu(s, in);
     const Reference ref = reference_double(s, in);
     const Outputs naive = reference_naive_bf16(s, in);
@@ -187,6 +193,31 @@ TEST(CudaAttention, MatchesTwinOnLongerSequences) {
     SKIP_WITHOUT_GPU();
     check_against_twin({1, 700, 4, 2, 128}, 7);
     check_against_twin({1, 1000, 2, 1, 64}, 8);
+}
+
+// Gradients accumulated into zeros: the kernels' sums alone against the twin's.
+TEST(CudaAttention, GradientsFromZeroMatchTwin) {
+    SKIP_WITHOUT_GPU();
+    check_against_twin({1, 100, 4, 2, 64}, 21, /*zero_start=*/true);
+    check_against_twin({2, 65, 8, 1, 128}, 22, /*zero_start=*/true);
+}
+
+// Every thread schedule of the emulator gives the same bits (a race between threads of a block
+// would not): forward, reverse, random. One run on a GPU.
+TEST(CudaAttention, ScheduleIndependent) {
+    SKIP_WITHOUT_GPU();
+    for (int D : {64, 128}) {
+        const Shape s{1, 70, 4, 2, D};
+        const Inputs in = make_inputs(s, 31);
+        expect_schedule_independent(
+            [&] {
+                const Outputs o = run_gpu(s, in);
+                std::vector<float> all = o.out;
+                for (const auto* v : {&o.lse, &o.dq, &o.dk, &o.dv}) all.insert(all.end(), v->begin(), v->end());
+                return all;
+            },
+            "attention D=" + std::to_string(D));
+    }
 }
 
 // No atomics anywhere: two runs give bit-identical outputs and gradients.

@@ -19,6 +19,7 @@
 
 #include "cuda/emu/device_builtins.h"
 #include "cuda/emu/engine.h"
+#include "cuda/emu/sanitizer.h"
 
 thread_local uint3 threadIdx;
 thread_local uint3 blockIdx;
@@ -58,12 +59,21 @@ struct Scheduler {
     fcontext_t main = nullptr;  // the scheduler's own context while a fiber runs
     Thread* current = nullptr;
     unsigned char* smem = nullptr;
+    // Sanitizer state (sanitizer.h): TSan fibers (the OS thread's, one per fiber slot), the
+    // scheduler's ASan fake stack and stack bounds, and the launch's ordering tokens.
+    void* tsan_main = nullptr;
+    std::vector<void*> tsan_fibers;
+    void* asan_fake = nullptr;
+    const void* main_bottom = nullptr;
+    size_t main_size = 0;
+    char launch_token = 0, done_token = 0;
 };
 thread_local Scheduler* t_sched = nullptr;
 
 Scheduler& sched() {
     if (!t_sched) {
         t_sched = new Scheduler;  // one per OS thread that launches kernels, kept for its lifetime
+        t_sched->tsan_main = san::current_fiber();
         t_sched->smem = static_cast<unsigned char*>(aligned_alloc(128, kOptinSmemBytes));
     }
     return *t_sched;
@@ -148,28 +158,40 @@ std::string waiting_report(const Block& b) {
 void fiber_main(bctx::transfer_t t) {
     Scheduler& s = *t_sched;
     s.main = t.fctx;
+    san::finish_switch(nullptr, &s.main_bottom, &s.main_size);
     Thread& me = *static_cast<Thread*>(t.data);
+    san::acquire(&s.launch_token);  // the host's writes before the launch
     try {
         (*s.block.body)();
         land_copies(me, -1);  // copies never waited for still land (as on a GPU, eventually)
     } catch (...) {
         s.block.fault = std::current_exception();
     }
+    san::release(&s.done_token);  // this thread's writes before the host's next reads
     me.state = Thread::Done;
+    san::start_switch(nullptr, s.main_bottom, s.main_size);  // nullptr: this stack is finished
+    san::switch_to(s.tsan_main);
     bctx::jump_fcontext(s.main, nullptr);  // never resumed again
 }
 
 // Switch from the running fiber back to the scheduler; returns when resumed.
 void yield() {
     Scheduler& s = *t_sched;
+    void* fake = nullptr;  // ASan's fake stack of this fiber while it is switched out
+    san::start_switch(&fake, s.main_bottom, s.main_size);
+    san::switch_to(s.tsan_main);
     bctx::transfer_t r = bctx::jump_fcontext(s.main, nullptr);
     s.main = r.fctx;
+    san::finish_switch(fake, &s.main_bottom, &s.main_size);
 }
 
 void resume(Scheduler& s, Thread& t) {
     threadIdx = t.idx;
     s.current = &t;
+    san::start_switch(&s.asan_fake, s.stacks.bottom(t.linear), FiberStacks::kStackBytes);
+    san::switch_to(s.tsan_fibers[t.linear]);
     bctx::transfer_t r = bctx::jump_fcontext(t.fiber, &t);
+    san::finish_switch(s.asan_fake, nullptr, nullptr);
     t.fiber = r.fctx;
     s.current = nullptr;
 }
@@ -221,6 +243,7 @@ void run_block(Scheduler& s, dim3 block) {
         t.linear = i;
         t.idx = uint3{unsigned(i % block.x), unsigned(i / block.x % block.y), unsigned(i / (block.x * block.y))};
         t.fiber = make_fiber(s.stacks.bottom(i), fiber_main);
+        if (int(s.tsan_fibers.size()) <= i) s.tsan_fibers.push_back(san::create_fiber());
         ids[i] = i;
     }
     make_ready(b, std::move(ids));
@@ -256,8 +279,10 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const char* file, int line, st
     for (int id : order_ids) {
         blockIdx = uint3{unsigned(id % grid.x), unsigned(id / grid.x % grid.y), unsigned(id / (grid.x * grid.y))};
         std::memset(s.smem, 0xFF, smem);  // dynamic shared memory starts as poison (NaN)
+        san::release(&s.launch_token);
         try {
             run_block(s, block);
+            san::acquire(&s.done_token);
         } catch (const std::exception& e) {
             throw Fault(std::string("emulated kernel launched at ") + file + ":" + std::to_string(line) + ", block " +
                         dim_str(dim3(blockIdx.x, blockIdx.y, blockIdx.z)) + ": " + e.what());
@@ -328,7 +353,9 @@ void syncthreads(Site site) {
     me.state = Thread::AtBarrier;
     me.op = "__syncthreads";
     me.site = site;
+    san::release(&t_sched->block);
     yield();
+    san::acquire(&t_sched->block);
 }
 
 void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, WarpCombine combine, const void* ctx,
@@ -369,9 +396,12 @@ void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, W
     if (k == w.open.size()) w.open.push_back(Warp::Open{op, site, mask, 0});
     w.open[k].arrived |= 1u << lane;
     if (w.open[k].arrived != mask) {
+        san::release(&w);
         yield();  // the last lane to arrive computes our result and makes us ready
+        san::acquire(&w);
         return;
     }
+    san::acquire(&w);
     w.open.erase(w.open.begin() + k);
     const void* ins[32] = {};
     void* outs[32] = {};
@@ -383,6 +413,7 @@ void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, W
         if (j != lane) others.push_back(warp0 + j);
     }
     combine(mask, ins, outs, ctx);
+    san::release(&w);
     me.state = Thread::Ready;
     make_ready(b, std::move(others));
 }
