@@ -157,18 +157,24 @@ std::string waiting_report(const Block& b) {
 
 void fiber_main(bctx::transfer_t t) {
     Scheduler& s = *t_sched;
-    s.main = t.fctx;
-    san::finish_switch(nullptr, &s.main_bottom, &s.main_size);
-    Thread& me = *static_cast<Thread*>(t.data);
+    Thread* me;
+    {
+        const san::EngineAccesses engine_side;
+        s.main = t.fctx;
+        san::finish_switch(nullptr, &s.main_bottom, &s.main_size);
+        me = static_cast<Thread*>(t.data);
+    }
     san::acquire(&s.launch_token);  // the host's writes before the launch
     try {
         (*s.block.body)();
-        land_copies(me, -1);  // copies never waited for still land (as on a GPU, eventually)
+        land_copies(*me, -1);  // copies never waited for still land (as on a GPU, eventually)
     } catch (...) {
+        const san::EngineAccesses engine_side;
         s.block.fault = std::current_exception();
     }
+    const san::EngineAccesses engine_side;
     san::release(&s.done_token);  // this thread's writes before the host's next reads
-    me.state = Thread::Done;
+    me->state = Thread::Done;
     san::start_switch(nullptr, s.main_bottom, s.main_size);  // nullptr: this stack is finished
     san::switch_to(s.tsan_main);
     bctx::jump_fcontext(s.main, nullptr);  // never resumed again
@@ -186,6 +192,7 @@ void yield() {
 }
 
 void resume(Scheduler& s, Thread& t) {
+    const san::EngineAccesses engine_side;
     threadIdx = t.idx;
     s.current = &t;
     san::start_switch(&s.asan_fake, s.stacks.bottom(t.linear), FiberStacks::kStackBytes);
@@ -274,10 +281,16 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const char* file, int line, st
     std::vector<int> order_ids(size_t(grid.x) * grid.y * grid.z);
     for (size_t i = 0; i < order_ids.size(); i++) order_ids[i] = int(i);
     order(order_ids);
-    gridDim = grid, blockDim = block;
+    {
+        const san::EngineAccesses engine_side;
+        gridDim = grid, blockDim = block;
+    }
     s.block.body = &body;
     for (int id : order_ids) {
-        blockIdx = uint3{unsigned(id % grid.x), unsigned(id / grid.x % grid.y), unsigned(id / (grid.x * grid.y))};
+        {
+            const san::EngineAccesses engine_side;  // the fibers read these without a sync
+            blockIdx = uint3{unsigned(id % grid.x), unsigned(id / grid.x % grid.y), unsigned(id / (grid.x * grid.y))};
+        }
         std::memset(s.smem, 0xFF, smem);  // dynamic shared memory starts as poison (NaN)
         san::release(&s.launch_token);
         try {
@@ -296,19 +309,25 @@ std::map<const void*, int> g_max_dynamic_smem;
 }  // namespace
 
 [[noreturn]] void fault(const std::string& msg) {
+    const san::EngineAccesses engine_side;
     Scheduler* s = t_sched;
     std::string who = s && s->current ? thread_name(*s->current) + ": " : "";
     throw Fault(who + msg);
 }
 
-bool in_kernel() { return t_sched && t_sched->current; }
+bool in_kernel() {
+    const san::EngineAccesses engine_side;
+    return t_sched && t_sched->current;
+}
 
 Thread& current_thread() {
+    const san::EngineAccesses engine_side;
     if (!in_kernel()) throw Fault("a device function was called outside an emulated kernel");
     return *t_sched->current;
 }
 
 unsigned char* dynamic_smem() {
+    const san::EngineAccesses engine_side;
     current_thread();
     return t_sched->smem;
 }
@@ -349,6 +368,7 @@ cudaError_t launch_kernel(const void* func, dim3 grid, dim3 block, size_t smem, 
 }
 
 void syncthreads(Site site) {
+    const san::EngineAccesses engine_side;
     Thread& me = current_thread();
     me.state = Thread::AtBarrier;
     me.op = "__syncthreads";
@@ -360,6 +380,7 @@ void syncthreads(Site site) {
 
 void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, WarpCombine combine, const void* ctx,
                      Site site) {
+    const san::EngineAccesses engine_side;
     Thread& me = current_thread();
     Block& b = t_sched->block;
     Warp& w = b.warps[me.linear / 32];
@@ -421,6 +442,7 @@ void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, W
 int lane_id() { return current_thread().linear % 32; }
 
 unsigned live_lanes_mask() {
+    const san::EngineAccesses engine_side;
     Thread& me = current_thread();
     Block& b = t_sched->block;
     const int warp0 = me.linear - me.linear % 32;

@@ -13,6 +13,8 @@
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
 #define RUSCA_EMU_TSAN 1
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
 #endif
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
@@ -58,6 +60,21 @@ inline void acquire(void* x) {
     (void)x;
 #endif
 }
+
+// The engine's own bookkeeping (block and thread states, queues, the index variables) is handed
+// between fibers by the switches themselves, which TSan is told create no order: its accesses are
+// not watched (the guard's scope), or every switch would be a report. Kernel code is watched.
+struct EngineAccesses {
+#ifdef RUSCA_EMU_TSAN
+    EngineAccesses() { __tsan_ignore_thread_begin(); }
+    ~EngineAccesses() { __tsan_ignore_thread_end(); }
+#endif
+    EngineAccesses(const EngineAccesses&) = delete;
+    EngineAccesses& operator=(const EngineAccesses&) = delete;
+#ifndef RUSCA_EMU_TSAN
+    EngineAccesses() {}  // user-provided: a guard object is never "unused"
+#endif
+};
 
 // ---- ASan: announce a stack switch, then confirm it on arrival ----
 inline void start_switch(void** fake_stack_save, const void* bottom, size_t size) {
