@@ -52,7 +52,7 @@ DEPS_OK   := $(BUILD)/.deps-ok
 # Shared libraries the GPU machine may lack are copied next to the binary (found via rpath).
 BUNDLED   := $(BUILD)/lib/libfmt.so.9 $(BUILD)/lib/libsentencepiece_train.so.0
 
-.PHONY: all emu emu-tsan emu-asan test test-bins check-sources demo bench clean
+.PHONY: all emu emu-debug emu-tsan emu-asan test test-bins check-sources demo bench clean
 all: $(BUILD)/rusca
 	@echo "rusca built: $(BACKENDS)"
 emu: $(BUILD)/rusca-emu $(BUILD)/rusca_emu_tests
@@ -105,17 +105,22 @@ $(EMU_TESTS_BIN): $(BUILD)/obj/tests/main.o $(EMU_TEST_SRCS:%.cpp=$(EMU)/obj/%.o
 # annotations, cuda/emu/sanitizer.h) and memcheck (AddressSanitizer + UBSan). They run a subset:
 # the emulator self-tests and the kernels with shared memory and warp collectives (the deliberately
 # racy schedule test is left out of TSan: its race is a TSan report, EmuSanitizer checks that).
+# Leak checking is off: cuBLASLt's workspace and plan caches (cuda/matmul.cu) live with the process.
 SAN_TESTS := Emu*:CudaAttention.ScheduleIndependent:CudaKvAttention.MatchesCpuTwin:CudaCrossEntropy.OneGradientAtATime:CudaEmbedding*:CudaRmsnorm.ForwardInPlaceAndMisaligned:CudaSampler.GreedyTakesLowestArgmax
 emu-tsan:
 	@$(MAKE) --no-print-directory EMU=$(BUILD)/emu-tsan EMU_TESTS_BIN=$(BUILD)/emu-tsan/rusca_emu_tests \
 	    EMU_OPT='-O1 -g -fsanitize=thread' $(BUILD)/emu-tsan/rusca_emu_tests
 	OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 $(BUILD)/emu-tsan/rusca_emu_tests \
 	    --gtest_filter='$(SAN_TESTS):-EmuEngine.MissingBarrierIsCaughtBySchedules'
+# The emulator tests without optimization, for stepping through a kernel in gdb (README).
+emu-debug:
+	@$(MAKE) --no-print-directory EMU=$(BUILD)/emu-debug EMU_TESTS_BIN=$(BUILD)/emu-debug/rusca_emu_tests \
+	    EMU_OPT='-O0 -g' $(BUILD)/emu-debug/rusca_emu_tests
 emu-asan:
 	@$(MAKE) --no-print-directory EMU=$(BUILD)/emu-asan EMU_TESTS_BIN=$(BUILD)/emu-asan/rusca_emu_tests \
 	    EMU_OPT='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined' \
 	    $(BUILD)/emu-asan/rusca_emu_tests
-	OMP_NUM_THREADS=1 $(BUILD)/emu-asan/rusca_emu_tests --gtest_filter='$(SAN_TESTS)'
+	OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 $(BUILD)/emu-asan/rusca_emu_tests --gtest_filter='$(SAN_TESTS)'
 
 ifneq ($(CUDA_INC),)
   TEST_BINS := $(BUILD)/rusca_tests $(BUILD)/rusca_emu_tests

@@ -67,6 +67,7 @@ struct Scheduler {
     const void* main_bottom = nullptr;
     size_t main_size = 0;
     char launch_token = 0, done_token = 0;
+    int abandoned = 0;  // fiber stacks left mid-kernel by a fault (ASan must forget their frames)
 };
 thread_local Scheduler* t_sched = nullptr;
 
@@ -238,6 +239,7 @@ void run_block(Scheduler& s, dim3 block) {
     b.done = b.at_barrier = 0;
     b.ready.clear();
     b.fault = nullptr;
+    for (; s.abandoned > 0; s.abandoned--) san::unpoison(s.stacks.bottom(s.abandoned - 1), FiberStacks::kStackBytes);
     b.warps.assign((b.n + 31) / 32, Warp{});
     for (int w = 0; w < int(b.warps.size()); w++) {
         const int lanes = std::min(32, b.n - 32 * w);
@@ -297,6 +299,7 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const char* file, int line, st
             run_block(s, block);
             san::acquire(&s.done_token);
         } catch (const std::exception& e) {
+            s.abandoned = s.block.n;
             throw Fault(std::string("emulated kernel launched at ") + file + ":" + std::to_string(line) + ", block " +
                         dim_str(dim3(blockIdx.x, blockIdx.y, blockIdx.z)) + ": " + e.what());
         }

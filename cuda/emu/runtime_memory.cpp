@@ -131,12 +131,14 @@ cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
     if (cudaError_t e = refuse_during_capture()) return e;
+    if (bytes == 0) return cudaSuccess;  // may name null pointers
     check_copy(dst, src, bytes, kind);
     std::memmove(dst, src, bytes);
     return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+    if (bytes == 0) return cudaSuccess;
     enqueue(s, [=] {
         check_copy(dst, src, bytes, kind);
         std::memmove(dst, src, bytes);
@@ -184,12 +186,14 @@ cudaError_t cudaMemcpy3DAsync(const cudaMemcpy3DParms* p, cudaStream_t s) {
 
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
     if (cudaError_t e = refuse_during_capture()) return e;
+    if (bytes == 0) return cudaSuccess;
     check_device_range(p, bytes, "cudaMemset");
     std::memset(p, value, bytes);
     return cudaSuccess;
 }
 
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+    if (bytes == 0) return cudaSuccess;
     enqueue(s, [=] {
         check_device_range(p, bytes, "cudaMemsetAsync");
         std::memset(p, value, bytes);

@@ -17,6 +17,7 @@ extern "C" void __tsan_ignore_thread_begin();
 extern "C" void __tsan_ignore_thread_end();
 #endif
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define RUSCA_EMU_ASAN 1
 #endif
@@ -89,6 +90,16 @@ inline void finish_switch(void* fake_stack_save, const void** from_bottom, size_
     __sanitizer_finish_switch_fiber(fake_stack_save, from_bottom, from_size);
 #else
     (void)fake_stack_save, (void)from_bottom, (void)from_size;
+#endif
+}
+
+// A fiber abandoned mid-kernel (a fault) leaves ASan's scope markers on its stack: clear them
+// before the stack is reused.
+inline void unpoison(const void* p, size_t size) {
+#ifdef RUSCA_EMU_ASAN
+    __asan_unpoison_memory_region(p, size);
+#else
+    (void)p, (void)size;
 #endif
 }
 
