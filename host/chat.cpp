@@ -5,6 +5,7 @@
 #include "chat.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "error.h"
 
@@ -109,6 +110,10 @@ Parts prefix_parts(const Tokenizer& tok, const ChatFormat& fmt, const std::strin
         return p;  // BOS opens each user turn
     }
     begin(p, tok);
+    if (!fmt.system_header.empty()) {  // Llama 3.1+: the dated system turn is always there
+        add_text(p, "<|start_header_id|>system<|end_header_id|>\n\n" + fmt.system_header + py_strip(system_text) + "<|eot_id|>");
+        return p;
+    }
     if (!system_text.empty()) turn(p, fmt.family, "system", system_text);
     else if (!fmt.default_system.empty() && !opens_with_system(prompt)) turn(p, fmt.family, "system", fmt.default_system);
     return p;
@@ -125,6 +130,24 @@ std::vector<int> to_ids(const Tokenizer& tok, const Parts& parts) {
         }
     }
     return ids;
+}
+
+// Llama 3.1+'s system header: the template's date_string literal, or today's date when the
+// template asks for strftime_now (transformers provides it, so that branch is the one taken).
+std::string llama31_system_header(const std::string& tmpl, const std::string& where) {
+    std::string date;
+    if (tmpl.find("strftime_now") != std::string::npos) {
+        char buf[32];
+        const std::time_t now = std::time(nullptr);
+        std::strftime(buf, sizeof buf, "%d %b %Y", std::localtime(&now));
+        date = buf;
+    } else {
+        const std::string key = "set date_string = \"";
+        const size_t at = tmpl.find(key);
+        check(at != std::string::npos, where + ": a dated system header without a date_string");
+        date = tmpl.substr(at + key.size(), tmpl.find('"', at + key.size()) - at - key.size());
+    }
+    return "Cutting Knowledge Date: December 2023\nToday Date: " + date + "\n\n";
 }
 
 // The default system text of a ChatML template: the literal in '<|im_start|>system\n...<|im_end|>'
@@ -148,33 +171,42 @@ ChatFormat chat_format(const Tokenizer& tok) {
     const std::string where = "chat template of " + tok.path();
     auto has = [&](const char* s) { return t.find(s) != std::string::npos; };
     if (t.empty()) {  // no template: go by the markers the vocabulary holds
-        if (!tok.is_single_token("<|im_start|>") && tok.is_single_token("<|start_header_id|>")) return {ChatFamily::Llama3, ""};
-        return {ChatFamily::ChatML, ""};
+        if (!tok.is_single_token("<|im_start|>") && tok.is_single_token("<|start_header_id|>")) return {ChatFamily::Llama3, "", ""};
+        return {ChatFamily::ChatML, "", ""};
     }
-    if (has("<|im_start|>")) return {ChatFamily::ChatML, chatml_default_system(t)};
+    if (has("<|im_start|>")) return {ChatFamily::ChatML, chatml_default_system(t), ""};
     if (has("<|start_header_id|>")) {
-        check(!has("Cutting Knowledge Date"), where + ": Llama 3.1+ templates (a dated system header) are not supported yet");
-        return {ChatFamily::Llama3, ""};
+        if (!has("Cutting Knowledge Date")) return {ChatFamily::Llama3, "", ""};
+        check(has("Cutting Knowledge Date: December 2023"), where + ": a Llama 3 dated header we do not know");
+        return {ChatFamily::Llama3, "", llama31_system_header(t, where)};
     }
-    if (has("[INST]")) return {ChatFamily::Llama2, ""};
+    if (has("[INST]")) return {ChatFamily::Llama2, "", ""};
     throw Error(where + ": not a ChatML, Llama 3 or Llama 2 [INST] template");
 }
 
-std::string render_chat(const Tokenizer& tok, const std::vector<Message>& messages, bool add_generation_prompt) {
+namespace {
+
+// The whole conversation as the template renders it. Llama 3.1+ takes a leading system turn into
+// its dated system turn; the other families render it as the first turn.
+Parts conversation_parts(const Tokenizer& tok, const std::vector<Message>& messages, bool add_generation_prompt) {
     const ChatFormat fmt = chat_format(tok);
-    Parts all = prefix_parts(tok, fmt, "", messages);
-    for (Part& p : prompt_parts(tok, fmt, messages, add_generation_prompt)) all.push_back(std::move(p));
+    const bool merge_system = !fmt.system_header.empty() && opens_with_system(messages);
+    const std::vector<Message> rest(messages.begin() + (merge_system ? 1 : 0), messages.end());
+    Parts all = prefix_parts(tok, fmt, merge_system ? messages[0].content : "", rest);
+    for (Part& p : prompt_parts(tok, fmt, rest, add_generation_prompt)) all.push_back(std::move(p));
+    return all;
+}
+
+}  // namespace
+
+std::string render_chat(const Tokenizer& tok, const std::vector<Message>& messages, bool add_generation_prompt) {
     std::string text;
-    for (const Part& p : all) text += p.id >= 0 ? tok.decode({p.id}) : p.text;
+    for (const Part& p : conversation_parts(tok, messages, add_generation_prompt)) text += p.id >= 0 ? tok.decode({p.id}) : p.text;
     return text;
 }
 
 std::vector<int> chat_tokens(const Tokenizer& tok, const std::vector<Message>& messages, bool add_generation_prompt) {
-    const ChatFormat fmt = chat_format(tok);
-    std::vector<int> ids = to_ids(tok, prefix_parts(tok, fmt, "", messages));
-    const std::vector<int> rest = to_ids(tok, prompt_parts(tok, fmt, messages, add_generation_prompt));
-    ids.insert(ids.end(), rest.begin(), rest.end());
-    return ids;
+    return to_ids(tok, conversation_parts(tok, messages, add_generation_prompt));
 }
 
 std::vector<int> chat_prompt_tokens(const Tokenizer& tok, const std::vector<Message>& messages) {

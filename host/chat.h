@@ -5,6 +5,8 @@
 //   ChatML (Qwen, our tiny tokenizer):  <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n
 //       Qwen2.5's template adds a default system turn ("You are Qwen, ...") when none is given.
 //   Llama 3:  <|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>...
+//       Llama 3.1+ always opens with a system turn headed "Cutting Knowledge Date: ...\nToday Date: ...";
+//       the system text (scaffold) goes after that header.
 //   Llama 2:  <s>[INST] <<SYS>>\nsys\n<</SYS>>\n\nHi [/INST]
 // RuscaRL's scaffold is a system turn placed BEFORE the prompt's own turns: prefix tokens
 // (BOS, then the scaffold turn, or the template's default system turn when there is no scaffold)
@@ -24,6 +26,9 @@ enum class ChatFamily { ChatML, Llama3, Llama2 };
 struct ChatFormat {
     ChatFamily family = ChatFamily::ChatML;
     std::string default_system;  // rendered when the conversation has no system turn ("" = none)
+    // Llama 3.1+: the text that opens every system turn (with the template's date, or today's when
+    // the template calls strftime_now, as transformers does); "" for Llama 3.0.
+    std::string system_header;
 };
 
 // The format of `tok`'s folder; an unrecognised or unsupported chat_template is an Error.
@@ -41,7 +46,10 @@ std::vector<int> chat_prompt_tokens(const Tokenizer& tok, const std::vector<Mess
 // `system_text` (the scaffold); with no system_text, the template's default system turn unless
 // `prompt` opens with its own system turn. prefix + prompt tokens == chat_tokens of
 // [system_text] + prompt. Llama 2 folds the system text into the first user turn, so a scaffold
-// cannot be a separate prefix there: that is an Error.
+// cannot be a separate prefix there: that is an Error. Llama 3.1+ with a prompt that has its own
+// system turn: that turn stays in the prompt tokens as an ordinary turn after the dated system
+// turn (the template would merge it into the dated turn, which would change the prompt tokens
+// between scaffolded and bare rollouts).
 std::vector<int> chat_prefix_tokens(const Tokenizer& tok, const std::string& system_text,
                                     const std::vector<Message>& prompt = {});
 // Tokens that end an assistant turn: the family's end-of-turn marker, EOS, and

@@ -13,6 +13,8 @@ Families:
   qwen2   Qwen2/2.5/3 pre-tokenizer (single digits), NFC normalizer, Qwen2.5-Instruct's template
           (adds "You are Qwen, created by Alibaba Cloud..." when no system turn is given)
   llama3  Llama 3 pre-tokenizer (digits in runs of up to 3), ignore_merges, Llama-3-Instruct template
+  llama31 the same tokenizer with Llama-3.1-Instruct's template (a dated system header, always);
+          its tool-call branch is replaced by an exception (tools are not rendered by rusca)
   llama2  the llama3 BPE with <s>/</s> and Llama-2-chat's [INST] template (checks the template only;
           real Llama 2 tokenizers are sentencepiece .model files)
 Extra added tokens exercise the flags real files may set: a normalized one matched after NFC
@@ -96,6 +98,92 @@ LLAMA3_TEMPLATE = ("{% set loop_messages = messages %}{% for message in loop_mes
                    "{{ content }}{% endfor %}{% if add_generation_prompt %}"
                    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
 
+# Llama-3.1-8B-Instruct's chat_template, verbatim: a system header with a date is always rendered.
+LLAMA31_TEMPLATE = """{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\\n\\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\\n\\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {{- raise_exception("tool calls are not part of this golden") }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\\n\\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+
 # Llama-2-7b-chat-hf's chat_template, verbatim.
 LLAMA2_TEMPLATE = ("{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
                    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
@@ -121,6 +209,11 @@ FAMILIES = {
                             "<|eot_id|>"], added=[],
                    config={"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None},
                    template=LLAMA3_TEMPLATE),
+    "llama31": dict(pattern=LLAMA3_PATTERN, nfc=False, ignore_merges=True,
+                    special=["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                             "<|eot_id|>"], added=[],
+                    config={"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None},
+                    template=LLAMA31_TEMPLATE),
     "llama2": dict(pattern=LLAMA3_PATTERN, nfc=False, ignore_merges=True, special=["<unk>", "<s>", "</s>"],
                    added=[dict(content="<mask>", lstrip=True, rstrip=True, special=True),
                           dict(content="[SEP]", single_word=True)],
