@@ -229,7 +229,7 @@ void BpeTokenizer::parse(const std::string& path) {
         t.lstrip = f.flag(a, "lstrip", field), t.rstrip = f.flag(a, "rstrip", field);
         t.single_word = f.flag(a, "single_word", field);
         token_to_id_[t.content] = t.id;
-        added_by_content_[t.content] = int(added_.size());
+        added_first_byte_[uint8_t(t.content[0])] = true;
         added_.push_back(t);
     }
     int max_id = -1;
@@ -314,6 +314,10 @@ std::vector<BpeTokenizer::Piece> BpeTokenizer::split_added(const std::string& te
     std::vector<Piece> out;
     size_t text_start = 0, i = 0;
     while (i < text.size()) {
+        if (!added_first_byte_[uint8_t(text[i])]) {
+            i++;
+            continue;
+        }
         int best = -1;
         size_t best_len = 0;
         for (size_t k = 0; k < added_.size(); k++) {

@@ -58,7 +58,7 @@ private:
     std::vector<std::string> id_to_token_;
     std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> rank, merged id
     std::vector<AddedToken> added_;
-    std::unordered_map<std::string, int> added_by_content_;
+    bool added_first_byte_[256] = {};  // whether some added token starts with this byte (a fast skip)
     bool nfc_ = false;
     bool ignore_merges_ = false;  // Llama 3: a word that is itself a token is not merged
     std::unique_ptr<PreTokenizerRegex> regex_;

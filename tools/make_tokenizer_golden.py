@@ -235,7 +235,10 @@ ENCODE_TEXTS = [
     "<tool_call>{\"a\": 1}</tool_call>", "almost <|im_start special|> not a token", "<|im_end|><|im_end|>",
     "The patient has a fever of 39°C; recommend fluids & rest — see a doctor if it persists >3 days.",
     "WHO's ‘guidelines’ say “drink water”…", "x <cafe\u0301> y <caf\u00e9>", "fill  <mask>  here\n<mask>",
-    "a [SEP] b a[SEP]b [SEP]", "\u00a0non-breaking\u3000ideographic space", "a\u200bzero width",
+    "a [SEP] b a[SEP]b [SEP]",
+    # whitespace and letter/number classes where regex engines could differ (\s, \p{L}, \p{N})
+    "a\u0085b x \u2028\u2029 y p\u180eq \u001c\u001d z a\u000bb\u000cc 1\u2009000 a \u200a b a\u2066b\u2069",
+    "١٢٣ ٤٥ Ⅻ x²³ y₁ ǅungla ʰmod 'S 'LL 'Re don't'll \r\n\r\n  \r", "\u00a0non-breaking\u3000ideographic space", "a\u200bzero width",
 ]
 
 CHATS = [
