@@ -24,7 +24,7 @@ using namespace rusca::testutil;
 
 namespace {
 
-const char* kFamilies[] = {"qwen2", "llama3", "llama31", "llama2"};
+const char* kFamilies[] = {"qwen2", "qwen3", "llama3", "llama31", "llama2"};
 
 std::string golden_dir(const std::string& family) { return "tests/golden/tokenizers/" + family; }
 json cases(const std::string& family) { return json::parse(rusca::read_file(golden_dir(family) + "/cases.json")); }

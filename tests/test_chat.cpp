@@ -1,6 +1,6 @@
 // test_chat.cpp: chat templates (host/chat.cpp) against transformers' apply_chat_template, as
 // recorded by tools/make_tokenizer_golden.py for Qwen2.5's ChatML (with its default system turn),
-// Llama 3, Llama 3.1 (dated system header) and Llama 2 [INST]; the scaffold split (prefix + prompt tokens == the templated
+// Qwen3's, Llama 3, Llama 3.1 (dated system header) and Llama 2 [INST]; the scaffold split (prefix + prompt tokens == the templated
 // conversation with the scaffold as its system turn); stop tokens; our sentencepiece ChatML.
 #include <gtest/gtest.h>
 
@@ -41,6 +41,8 @@ TEST(Chat, FamilyFromTheFolder) {
     EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("qwen2"))).family, rusca::ChatFamily::ChatML);
     EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("qwen2"))).default_system,
               "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+    EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("qwen3"))).family, rusca::ChatFamily::ChatML);
+    EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("qwen3"))).default_system, "");  // Qwen3 adds none
     EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("llama3"))).family, rusca::ChatFamily::Llama3);
     EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("llama3"))).system_header, "");
     EXPECT_EQ(rusca::chat_format(Tokenizer(golden_dir("llama31"))).family, rusca::ChatFamily::Llama3);
@@ -53,7 +55,7 @@ TEST(Chat, FamilyFromTheFolder) {
 
 // Every recorded conversation, with and without the generation prompt: same text, same ids.
 TEST(Chat, MatchesApplyChatTemplate) {
-    for (const char* fam : {"qwen2", "llama3", "llama31", "llama2"}) {
+    for (const char* fam : {"qwen2", "qwen3", "llama3", "llama31", "llama2"}) {
         Tokenizer tok(golden_dir(fam));
         const json cases = json::parse(rusca::read_file(golden_dir(fam) + "/cases.json"))["chat"];
         EXPECT_GE(cases.size(), 8u) << fam;
@@ -70,7 +72,7 @@ TEST(Chat, MatchesApplyChatTemplate) {
 // turn; prefix("") + prompt == the bare conversation (with Qwen2.5's default system turn, or
 // Llama 3.1's dated system turn holding no text).
 TEST(Chat, ScaffoldPrefixPlusPromptMatchesTemplate) {
-    for (const char* fam : {"qwen2", "llama3", "llama31"}) {
+    for (const char* fam : {"qwen2", "qwen3", "llama3", "llama31"}) {
         Tokenizer tok(golden_dir(fam));
         const bool dated = !rusca::chat_format(tok).system_header.empty();
         int scaffolded = 0, bare = 0;

@@ -12,6 +12,8 @@ For each family this writes tests/golden/tokenizers/<family>/:
 Families:
   qwen2   Qwen2/2.5/3 pre-tokenizer (single digits), NFC normalizer, Qwen2.5-Instruct's template
           (adds "You are Qwen, created by Alibaba Cloud..." when no system turn is given)
+  qwen3   the Qwen2 tokenizer with Qwen3's template (no default system turn; its tool-call branch is
+          replaced by an exception)
   llama3  Llama 3 pre-tokenizer (digits in runs of up to 3), ignore_merges, Llama-3-Instruct template
   llama31 the same tokenizer with Llama-3.1-Instruct's template (a dated system header, always);
           its tool-call branch is replaced by an exception (tools are not rendered by rusca)
@@ -90,6 +92,78 @@ QWEN25_TEMPLATE = """{%- if tools %}
     {{- '<|im_start|>assistant\\n' }}
 {%- endif %}
 """
+
+# Qwen3's chat_template (as released with Qwen3-8B), verbatim: no default system turn; thinking
+# is stripped from earlier assistant turns; enable_thinking=False would add an empty think block.
+QWEN3_TEMPLATE = """{%- if tools %}
+    {{- '<|im_start|>system\\n' }}
+    {%- if messages[0].role == 'system' %}
+        {{- messages[0].content + '\\n\\n' }}
+    {%- endif %}
+    {{- "# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}
+{%- else %}
+    {%- if messages[0].role == 'system' %}
+        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set content = message.content %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is defined and message.reasoning_content is not none %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in message.content %}
+                {%- set content = message.content.split('</think>')[-1].lstrip('\\n') %}
+                {%- set reasoning_content = message.content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index %}
+            {%- if loop.last or (not loop.last and reasoning_content) %}
+                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}
+            {%- else %}
+                {{- '<|im_start|>' + message.role + '\\n' + content }}
+            {%- endif %}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\\n' + content }}
+        {%- endif %}
+        {%- if message.tool_calls %}
+            {{- raise_exception("tool calls are not part of this golden") }}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\\n<tool_response>\\n' }}
+        {{- message.content }}
+        {{- '\\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\\n\\n</think>\\n\\n' }}
+    {%- endif %}
+{%- endif %}"""
 
 # Meta-Llama-3-8B-Instruct's chat_template, verbatim.
 LLAMA3_TEMPLATE = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
@@ -204,6 +278,10 @@ FAMILIES = {
                          dict(content="<caf\u00e9>", normalized=True)],  # matched after NFC
                   config={"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
                   template=QWEN25_TEMPLATE),
+    "qwen3": dict(pattern=QWEN2_PATTERN, nfc=True, ignore_merges=False,
+                  special=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], added=[],
+                  config={"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+                  template=QWEN3_TEMPLATE),
     "llama3": dict(pattern=LLAMA3_PATTERN, nfc=False, ignore_merges=True,
                    special=["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                             "<|eot_id|>"], added=[],
