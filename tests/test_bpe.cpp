@@ -99,6 +99,10 @@ TEST(Bpe, FolderChoosesTheFile) {
     EXPECT_EQ(rusca::find_tokenizer_file("data"), "data/tokenizer.model");
     EXPECT_EQ(rusca::find_tokenizer_file("tests"), "");
     expect_error([] { Tokenizer t("tests"); }, {"tests", "no tokenizer.json or tokenizer.model"});
+    TempDir both;  // a Llama 2 style folder: the sentencepiece model is the tokenizer
+    std::ofstream(both.file("tokenizer.json")) << rusca::read_file(golden_dir("qwen2") + "/tokenizer.json");
+    std::ofstream(both.file("tokenizer.model"), std::ios::binary) << rusca::read_file("data/tokenizer.model");
+    EXPECT_EQ(Tokenizer(both.path).path(), both.file("tokenizer.model"));
 }
 
 TEST(Bpe, GenerationConfigEosIds) {

@@ -66,7 +66,7 @@ private:
 // ---- the Tokenizer: which file, and what HF keeps beside it -----------------------------------
 
 std::string find_tokenizer_file(const std::string& dir) {
-    for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    for (const char* name : {"tokenizer.model", "tokenizer.json"}) {
         const fs::path p = fs::path(dir) / name;
         if (fs::is_regular_file(p)) return p.string();
     }

@@ -15,8 +15,7 @@ class TokenizerModel;  // tokenizer/tokenizer_model.h
 
 class Tokenizer {
 public:
-    // `path` is a .model file, a tokenizer.json, or a folder holding tokenizer.json (preferred) or
-    // tokenizer.model. Missing or invalid files are Errors naming the path (and field).
+    // `path` is a .model file, a tokenizer.json, or a folder holding one (see find_tokenizer_file). Missing or invalid files are Errors naming the path (and field).
     explicit Tokenizer(const std::string& path);
     ~Tokenizer();
     std::vector<int> encode(const std::string& text, bool add_bos = false, bool add_eos = false) const;
@@ -43,7 +42,9 @@ private:
     std::vector<int> generation_eos_;
 };
 
-// The tokenizer file a model folder holds (tokenizer.json preferred over tokenizer.model), or "".
+// The tokenizer file a model folder holds, or "". tokenizer.model wins when both are there: folders
+// of sentencepiece families (Llama 2, Mistral) carry a tokenizer.json too, but of a kind that is not
+// byte-level BPE; Qwen and Llama 3 folders hold only tokenizer.json.
 std::string find_tokenizer_file(const std::string& dir);
 // What to load for `flag` (--tokenizer): its value when given, else the model folder when it holds
 // a tokenizer; otherwise an Error asking for the flag.
