@@ -14,7 +14,7 @@ BUILD    := build
 BASE_CXXFLAGS := -std=c++17 -O3 -march=x86-64-v3 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I.
 CXXFLAGS := $(BASE_CXXFLAGS)
 LDFLAGS  := -fopenmp -Wl,-rpath,'$$ORIGIN/lib'
-LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpthread
+LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread
 
 HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp host/cuda/*.cpp tokenizer/*.cpp))
 # tests/test_emu_*.cpp hold kernels compiled by g++: emulator build only.
@@ -50,7 +50,7 @@ HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 DEPS_OK   := $(BUILD)/.deps-ok
 # Shared libraries the GPU machine may lack are copied next to the binary (found via rpath).
-BUNDLED   := $(BUILD)/lib/libfmt.so.9 $(BUILD)/lib/libsentencepiece_train.so.0
+BUNDLED   := $(BUILD)/lib/libfmt.so.9 $(BUILD)/lib/libsentencepiece_train.so.0 $(BUILD)/lib/libutf8proc.so.2
 
 .PHONY: all emu emu-debug emu-tsan emu-asan test test-bins check-sources demo bench clean
 all: $(BUILD)/rusca

@@ -181,8 +181,41 @@ void save_model(const std::string& dir, const ModelConfig& config, const ParamLa
     write_safetensors(join(dir, kModelFile), out, {{"format", "pt"}});
 }
 
+std::vector<std::string> copy_tokenizer_files(const std::string& tokenizer, const std::string& dir) {
+    check(fs::exists(tokenizer), tokenizer + ": no such tokenizer file or folder");
+    const bool folder = fs::is_directory(tokenizer);
+    const fs::path src_dir = folder ? fs::path(tokenizer) : fs::path(tokenizer).parent_path();
+    std::vector<std::pair<fs::path, std::string>> copies;  // source, name in dir
+    if (!folder) copies.push_back({tokenizer, ends_with(tokenizer, ".json") ? "tokenizer.json" : "tokenizer.model"});
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                             "generation_config.json", "vocab.json", "merges.txt", "added_tokens.json"}) {
+        const fs::path p = src_dir / name;
+        // From beside a lone file, take companions but not a second tokenizer of the other kind.
+        const bool other_tokenizer = !folder && (std::string(name) == "tokenizer.json" || std::string(name) == "tokenizer.model");
+        if (!other_tokenizer && fs::is_regular_file(p)) copies.push_back({p, name});
+    }
+    make_dirs(dir);
+    std::vector<std::string> copied;
+    for (const auto& [from, name] : copies) {
+        write_file_atomic(join(dir, name), read_file(from.string()));
+        copied.push_back(name);
+    }
+    return copied;
+}
+
+void write_generation_config(const std::string& dir, const ModelConfig& config, const std::vector<int>& eos_ids) {
+    const std::string path = join(dir, "generation_config.json");
+    if (file_exists(path)) return;
+    nlohmann::ordered_json j;
+    if (config.bos_token_id >= 0) j["bos_token_id"] = config.bos_token_id;
+    if (eos_ids.size() == 1) j["eos_token_id"] = eos_ids[0];
+    else if (!eos_ids.empty()) j["eos_token_id"] = eos_ids;
+    write_file_atomic(path, j.dump(2) + "\n");
+}
+
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config,
-                            const ParamLayout& layout, const float* params, const TrainState& state) {
+                            const ParamLayout& layout, const float* params, const TrainState& state,
+                            const std::string& tokenizer) {
     const std::string name = checkpoint_name(step);
     check(state.m.size() == layout.total && state.v.size() == layout.total,
           name + ": optimizer state has " + std::to_string(state.m.size()) + "/" + std::to_string(state.v.size()) +
@@ -192,6 +225,7 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
     const std::string tmp = join(out_dir, ".tmp-" + name);
     remove_tree(tmp);
     save_model(tmp, config, layout, params);
+    if (!tokenizer.empty()) copy_tokenizer_files(tokenizer, tmp);
 
     std::map<std::string, std::string> meta = state.meta;
     meta["param_count"] = std::to_string(layout.total);

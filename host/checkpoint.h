@@ -4,6 +4,7 @@
 // Layout written by save_checkpoint(out_dir, step, ...):
 //   out_dir/checkpoint-000123/config.json          HF config
 //   out_dir/checkpoint-000123/model.safetensors    HF tensor names, f32 (or bf16/f16 if asked)
+//   out_dir/checkpoint-000123/tokenizer.json ...   the run's tokenizer files, when it names them
 //   out_dir/checkpoint-000123/train_state.safetensors   AdamW moments "adam.m"/"adam.v" (flat, in
 //                                                   ParamLayout order) + metadata strings (step, RNG,
 //                                                   data position, ...)
@@ -37,10 +38,22 @@ struct TrainState {
     std::map<std::string, std::string> meta;     // step, rng, data position, ... (caller's keys)
 };
 
-// Saves model + train state as out_dir/checkpoint-<step> and points out_dir/latest at it.
+// Copies what Hugging Face keeps beside the weights so `dir` loads with its tokenizer:
+// `tokenizer` is the tokenizer file a run used (tokenizer.json or a sentencepiece .model, stored
+// under its standard name) or a model folder; the companion files found next to it
+// (tokenizer_config.json, special_tokens_map.json, generation_config.json, vocab.json, merges.txt,
+// added_tokens.json) come along. Returns the names copied.
+std::vector<std::string> copy_tokenizer_files(const std::string& tokenizer, const std::string& dir);
+// Writes dir/generation_config.json naming the ids generation starts and stops at (eos: one id or
+// a list, as transformers reads it), unless `dir` already has one (copied from the source folder).
+void write_generation_config(const std::string& dir, const ModelConfig& config, const std::vector<int>& eos_ids);
+
+// Saves model + train state as out_dir/checkpoint-<step> and points out_dir/latest at it, with the
+// tokenizer files copied in when `tokenizer` (a file or folder, see copy_tokenizer_files) is given.
 // Returns the checkpoint directory.
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config,
-                            const ParamLayout& layout, const float* params, const TrainState& state);
+                            const ParamLayout& layout, const float* params, const TrainState& state,
+                            const std::string& tokenizer = "");
 // The directory `latest` names, or "" when out_dir holds no checkpoint.
 std::string latest_checkpoint(const std::string& out_dir);
 // Reads train_state.safetensors of a checkpoint directory; sizes are checked against `layout`.

@@ -4,6 +4,7 @@
 //              shape and thread count, run through tools/bench_cpu_train.py.
 //   train:     the same on the GPU (CUDA backend) vs HF eager + bf16 autocast
 //              (tools/bench_train_torch.py), with peak memory and MFU.
+//   tokenizer: BPE encode speed vs Hugging Face tokenizers (cmd_bench_tokenizer.cpp).
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -131,9 +132,12 @@ void add_train_bench(CLI::App* bench, const std::string& name, const std::string
 
 }  // namespace
 
+void add_tokenizer_bench(CLI::App* bench);  // cmd_bench_tokenizer.cpp
+
 void add_bench_command(CLI::App& app) {
     CLI::App* bench = app.add_subcommand("bench", "Benchmarks: our figure next to PyTorch's, same run, JSON out");
     bench->require_subcommand(1);
+    add_tokenizer_bench(bench);
     add_train_bench(bench, "cpu-train", "CPU training tokens/s vs PyTorch eager (same shape, threads)",
                     std::make_shared<TrainBenchArgs>());
     auto gpu = std::make_shared<TrainBenchArgs>();

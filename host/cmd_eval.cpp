@@ -20,9 +20,9 @@ void add_eval_command(CLI::App& app) {
     a->gen.max_new_tokens = 4096;
     CLI::App* cmd = app.add_subcommand("eval", "Held-out rubric score: mean reward clipped to [0,1] +- bootstrap std (CPU)");
     cmd->add_option("--policy", a->policy, "Policy model directory")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("--tokenizer", a->tokenizer, "The policy's tokenizer")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--tokenizer", a->tokenizer, "The policy's tokenizer (default: the --policy folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--judge", a->judge, "Judge model directory")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("--judge-tokenizer", a->judge_tokenizer, "The judge's tokenizer (default: the policy's)")->check(CLI::ExistingFile);
+    cmd->add_option("--judge-tokenizer", a->judge_tokenizer, "The judge's tokenizer (default: the --judge folder's own, else the policy's)")->check(CLI::ExistingPath);
     cmd->add_option("--data", a->data, "Rubric JSONL")->required()->check(CLI::ExistingFile);
     cmd->add_option("--limit", a->limit, "First N examples only (0: all)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--judge-template", a->templ, "Judge prompt")->capture_default_str()->check(CLI::ExistingFile);
@@ -34,7 +34,8 @@ void add_eval_command(CLI::App& app) {
         std::vector<RubricExample> data = load_rubric_jsonl(a->data);
         if (a->limit > 0 && size_t(a->limit) < data.size()) data.resize(a->limit);
         std::unique_ptr<Model> policy = load_cpu_model(a->policy), judge_model = load_cpu_model(a->judge);
-        Tokenizer tok(a->tokenizer), judge_tok(a->judge_tokenizer.empty() ? a->tokenizer : a->judge_tokenizer);
+        const std::string tok_path = tokenizer_path(a->tokenizer, a->policy);
+        Tokenizer tok(tok_path), judge_tok(judge_tokenizer_path(a->judge_tokenizer, a->judge, tok_path));
         CpuInference policy_inf(policy->config, policy->params()), judge_inf(judge_model->config, judge_model->params());
         Judge judge(judge_inf, judge_tok, JudgeTemplate::load(a->templ), a->yes, a->no);
         EvalResult r = evaluate(policy_inf, tok, judge, data, a->gen, a->seed);

@@ -24,14 +24,14 @@ struct GenerateArgs {
 
 void run_generate(const GenerateArgs& a) {
     std::unique_ptr<Model> model = load_cpu_model(a.model);
-    Tokenizer tok(a.tokenizer);
+    Tokenizer tok(tokenizer_path(a.tokenizer, a.model));
     std::vector<RubricExample> prompts = load_rubric_jsonl(a.prompts, false);
     if (a.limit > 0 && size_t(a.limit) < prompts.size()) prompts.resize(a.limit);
     GenerateOptions opt = a.gen;
     opt.stop_tokens = chat_stop_tokens(tok);
     std::vector<PromptGroup> groups;
     for (const RubricExample& ex : prompts)
-        groups.push_back({chat_prompt_tokens(tok, ex.prompt), std::vector<std::vector<int>>(a.n, chat_prefix_tokens(tok, ""))});
+        groups.push_back({chat_prompt_tokens(tok, ex.prompt), std::vector<std::vector<int>>(a.n, chat_prefix_tokens(tok, "", ex.prompt))});
     const std::string device = resolve_device(a.device);
     auto t0 = std::chrono::steady_clock::now();
     auto completions = generate_on(device, *model, groups, opt);
@@ -59,7 +59,7 @@ void add_generate_command(CLI::App& app) {
     auto a = std::make_shared<GenerateArgs>();
     CLI::App* cmd = app.add_subcommand("generate", "Sample completions for JSONL prompts (CPU backend)");
     cmd->add_option("--model", a->model, "Model directory (config.json + safetensors)")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("--tokenizer", a->tokenizer, "sentencepiece .model file")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json, sentencepiece .model or a folder (default: the --model folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--prompts", a->prompts, "JSONL: {\"prompt\": str or [{role, content}], \"prompt_id\"?} per line")
         ->required()
         ->check(CLI::ExistingFile);

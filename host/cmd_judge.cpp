@@ -85,7 +85,7 @@ void run_judge(const JudgeArgs& a) {
     if (a.limit > 0 && size_t(a.limit) < examples.size()) examples.resize(a.limit), responses.resize(a.limit);
 
     std::unique_ptr<Model> model = load_cpu_model(a.judge);
-    Tokenizer tok(a.tokenizer);
+    Tokenizer tok(tokenizer_path(a.tokenizer, a.judge));
     CpuInference inf(model->config, model->params());
     Judge judge(inf, tok, JudgeTemplate::load(a.templ), a.yes, a.no);
     std::vector<JudgeItem> items;
@@ -131,7 +131,7 @@ void add_judge_command(CLI::App& app) {
     auto a = std::make_shared<JudgeArgs>();
     CLI::App* cmd = app.add_subcommand("judge", "Judge responses against rubrics with a yes/no judge model (CPU backend)");
     cmd->add_option("--judge", a->judge, "Judge model directory")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("--tokenizer", a->tokenizer, "The judge's sentencepiece .model")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--tokenizer", a->tokenizer, "The judge's tokenizer (default: the --judge folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--data", a->data, "Rubric JSONL (HealthBench format); with \"response\"/\"responses\" unless --responses")
         ->required()
         ->check(CLI::ExistingFile);

@@ -17,8 +17,8 @@ void add_rl_command(CLI::App& app) {
     };
     req_dir("--policy", o->policy, "Policy model directory (config.json + safetensors)");
     req_dir("--judge", o->judge, "Judge model directory");
-    cmd->add_option("--tokenizer", o->tokenizer, "The policy's sentencepiece .model")->required()->check(CLI::ExistingFile);
-    cmd->add_option("--judge-tokenizer", o->judge_tokenizer, "The judge's tokenizer (default: the policy's)")->check(CLI::ExistingFile);
+    cmd->add_option("--tokenizer", o->tokenizer, "The policy's tokenizer: tokenizer.json, sentencepiece .model or a folder (default: the --policy folder's own)")->check(CLI::ExistingPath);
+    cmd->add_option("--judge-tokenizer", o->judge_tokenizer, "The judge's tokenizer (default: the --judge folder's own, else the policy's)")->check(CLI::ExistingPath);
     cmd->add_option("--data", o->data, "Training rubric JSONL (HealthBench format)")->required()->check(CLI::ExistingFile);
     cmd->add_option("--eval-data", o->eval_data, "Held-out rubric JSONL, scored without scaffold")->check(CLI::ExistingFile);
     cmd->add_option("--eval-every", o->eval_every, "Evaluate every N steps (and at the end)")->check(CLI::NonNegativeNumber);

@@ -16,7 +16,7 @@ void add_sft_command(CLI::App& app) {
     cmd->add_option("--data", opt->data, ".txt (all tokens train) or .jsonl ({prompt,response} or {text})")
         ->required()
         ->check(CLI::ExistingFile);
-    cmd->add_option("--tokenizer", opt->tokenizer, "sentencepiece .model file")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer.json, sentencepiece .model or a folder (default: the --model folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--out", opt->out, "Output directory: checkpoints, metrics.jsonl")->capture_default_str();
     cmd->add_option("--batch", opt->batch, "Sequences per step")->capture_default_str()->check(CLI::Range(1, 1 << 16));
     cmd->add_option("--seq", opt->seq, "Tokens per sequence")->capture_default_str()->check(CLI::Range(1, 1 << 20));

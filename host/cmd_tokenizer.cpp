@@ -1,5 +1,6 @@
 // cmd_tokenizer.cpp: `rusca tokenizer train | encode | decode`, a command-line face for
-// tokenizer/tokenizer.h (sentencepiece models): make a model from text, look at its ids.
+// tokenizer/tokenizer.h: make a sentencepiece model from text; look at the ids of any tokenizer
+// (a .model, a tokenizer.json, or a model folder).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -59,9 +60,9 @@ void add_encode(CLI::App& parent) {
     };
     auto a = std::make_shared<Args>();
     CLI::App* c = parent.add_subcommand("encode", "print the token ids of a text, space-separated");
-    c->add_option("--model", a->model, "sentencepiece .model file")
+    c->add_option("--model", a->model, "sentencepiece .model, tokenizer.json, or a folder holding one")
         ->required()
-        ->check(CLI::ExistingFile);
+        ->check(CLI::ExistingPath);
     auto* text = c->add_option("--text", a->text, "text to encode (default: each line of stdin)");
     c->add_flag("--bos", a->bos, "prepend the BOS id");
     c->add_flag("--eos", a->eos, "append the EOS id");
@@ -80,9 +81,9 @@ void add_decode(CLI::App& parent) {
     };
     auto a = std::make_shared<Args>();
     CLI::App* c = parent.add_subcommand("decode", "print the text of token ids");
-    c->add_option("--model", a->model, "sentencepiece .model file")
+    c->add_option("--model", a->model, "sentencepiece .model, tokenizer.json, or a folder holding one")
         ->required()
-        ->check(CLI::ExistingFile);
+        ->check(CLI::ExistingPath);
     c->add_option("ids", a->ids, "token ids")->required();
     c->callback([a] {
         const Tokenizer tok(a->model);
@@ -93,7 +94,7 @@ void add_decode(CLI::App& parent) {
 }  // namespace
 
 void add_tokenizer_command(CLI::App& app) {
-    CLI::App* t = app.add_subcommand("tokenizer", "sentencepiece tokenizer: train, encode, decode");
+    CLI::App* t = app.add_subcommand("tokenizer", "tokenizers: train (sentencepiece), encode, decode (sentencepiece or tokenizer.json)");
     t->require_subcommand(1);
     add_train(*t);
     add_encode(*t);

@@ -11,7 +11,7 @@ EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judg
                     const std::vector<RubricExample>& data, const GenerateOptions& gen, uint64_t seed) {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<PromptGroup> groups;
-    for (const RubricExample& ex : data) groups.push_back({chat_prompt_tokens(tok, ex.prompt), {chat_prefix_tokens(tok, "")}});
+    for (const RubricExample& ex : data) groups.push_back({chat_prompt_tokens(tok, ex.prompt), {chat_prefix_tokens(tok, "", ex.prompt)}});
     GenerateOptions opt = gen;
     opt.stop_tokens = chat_stop_tokens(tok);
     opt.seed = seed;

@@ -159,13 +159,14 @@ RlResult run_rl(const RlOptions& opt) {
     const std::vector<RubricExample> eval_data = o.eval_data.empty() ? std::vector<RubricExample>{} : load_rubric_jsonl(o.eval_data);
     const ScaffoldTemplate scaffold_tmpl = ScaffoldTemplate::load(o.scaffold_template);
     std::unique_ptr<Model> policy = load_cpu_model(o.policy);
-    Tokenizer tok(o.tokenizer);
-    check(tok.vocab_size() <= policy->config.vocab_size, o.tokenizer + ": tokenizer is larger than the policy's vocab_size");
+    const std::string tok_path = tokenizer_path(o.tokenizer, o.policy);
+    Tokenizer tok(tok_path);
+    check(tok.vocab_size() <= policy->config.vocab_size, tok.path() + ": tokenizer is larger than the policy's vocab_size");
     // The judge: its own model and tokenizer, in this process (not needed to preview the schedule).
     std::unique_ptr<Model> judge_model;
     std::unique_ptr<CpuInference> judge_inf;
     std::unique_ptr<Judge> judge;
-    Tokenizer judge_tok(o.judge_tokenizer.empty() ? o.tokenizer : o.judge_tokenizer);
+    Tokenizer judge_tok(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
     if (!o.schedule_only) {
         judge_model = load_cpu_model(o.judge);
         judge_inf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
@@ -195,7 +196,7 @@ RlResult run_rl(const RlOptions& opt) {
     auto save = [&](int step) {
         TrainState st = training_state(step, adam, sampler);
         st.meta.insert(settings.begin(), settings.end());
-        return save_checkpoint(o.out, step, policy->config, layout, policy->params(), st);
+        return save_checkpoint(o.out, step, policy->config, layout, policy->params(), st, tok.path());
     };
 
     const int G = o.group, P = o.prompts_per_step;
@@ -233,11 +234,11 @@ RlResult run_rl(const RlOptions& opt) {
         std::vector<std::vector<int>> bare(P);
         std::vector<PromptGroup> groups(P);
         for (int p = 0; p < P; p++) {
-            bare[p] = chat_prefix_tokens(tok, "");
+            bare[p] = chat_prefix_tokens(tok, "", prompts[p]->prompt);
             std::vector<int> prompt = chat_prompt_tokens(tok, prompts[p]->prompt);
             bare[p].insert(bare[p].end(), prompt.begin(), prompt.end());
             groups[p].prompt = prompt;
-            for (int i = 0; i < G; i++) groups[p].prefixes.push_back(chat_prefix_tokens(tok, rollouts[p * G + i].scaffold.text));
+            for (int i = 0; i < G; i++) groups[p].prefixes.push_back(chat_prefix_tokens(tok, rollouts[p * G + i].scaffold.text, prompts[p]->prompt));
         }
         gen.seed = step_seed(o.seed, step, 2);
         CpuInference policy_inf(policy->config, policy->params());

@@ -54,9 +54,9 @@ SftResult run_sft(const SftOptions& opt) {
     check(opt.schedule == "cosine" || opt.schedule == "constant",
           "--schedule: \"" + opt.schedule + "\" (expected cosine or constant)");
     const ModelConfig config = config_for(opt);
-    Tokenizer tok(opt.tokenizer);
+    Tokenizer tok(tokenizer_path(opt.tokenizer, opt.model));
     check(tok.vocab_size() <= config.vocab_size,
-          opt.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
+          tok.path() + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
               std::to_string(config.vocab_size));
     SftDataset data(opt.data, tok, opt.seq);
     std::unique_ptr<Model> model = make_model(config, opt.device);
@@ -94,7 +94,7 @@ SftResult run_sft(const SftOptions& opt) {
         TrainState st = training_state(step, adam, sampler);
         st.meta.insert({{"batch", std::to_string(opt.batch)}, {"seq", std::to_string(opt.seq)},
                         {"seed", std::to_string(opt.seed)}, {"data", opt.data}, {"loss", std::to_string(loss)}});
-        return save_checkpoint(opt.out, step, config, layout, model->params(), st);
+        return save_checkpoint(opt.out, step, config, layout, model->params(), st, tok.path());
     };
 
     StopSignals stop;

@@ -1,18 +1,22 @@
 // test_checkpoint.cpp: model directories and training checkpoints: bit-exact save/load round trips
 // for tiny Qwen2 (untied, QKV bias) and Llama (tied) shapes, sharded loading, mismatch errors,
-// and the crash-safety bookkeeping (`latest`, leftover temp directories).
+// the crash-safety bookkeeping (`latest`, leftover temp directories), and the tokenizer /
+// generation_config files a model folder carries.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "host/checkpoint.h"
 #include "host/error.h"
 #include "host/fileio.h"
 #include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace rusca {
 namespace {
@@ -252,6 +256,58 @@ INSTANTIATE_TEST_SUITE_P(Families, CheckpointTest, ::testing::Values(false, true
                          [](const ::testing::TestParamInfo<bool>& p) {
                              return p.param ? std::string("LlamaTied") : std::string("Qwen2Untied");
                          });
+
+}  // namespace
+}  // namespace rusca
+
+// Checkpoints and exports carry the tokenizer files, so the folder loads on its own.
+namespace rusca {
+namespace {
+
+TEST(ModelFolder, CopiesTokenizerFilesFromAFolder) {
+    TempDir tmp;
+    const std::string src = "tests/golden/tokenizers/qwen2";
+    const auto copied = copy_tokenizer_files(src, tmp.file("out"));
+    EXPECT_EQ(copied, (std::vector<std::string>{"tokenizer.json", "tokenizer_config.json"}));
+    for (const auto& name : copied) EXPECT_EQ(read_file(tmp.file("out/" + name)), read_file(src + "/" + name));
+}
+
+TEST(ModelFolder, CopiesALoneFileUnderItsStandardName) {
+    TempDir tmp;
+    std::ofstream(tmp.file("my.model"), std::ios::binary) << read_file("data/tokenizer.model");
+    std::ofstream(tmp.file("generation_config.json")) << R"({"eos_token_id": 2})";
+    const auto copied = copy_tokenizer_files(tmp.file("my.model"), tmp.file("out"));
+    EXPECT_EQ(copied, (std::vector<std::string>{"tokenizer.model", "generation_config.json"}));
+    EXPECT_EQ(read_file(tmp.file("out/tokenizer.model")), read_file("data/tokenizer.model"));
+    expect_error([&] { copy_tokenizer_files(tmp.file("nope.json"), tmp.file("out")); }, {"nope.json"});
+}
+
+TEST(ModelFolder, GenerationConfigKeepsTheSourceOne) {
+    TempDir tmp;
+    ModelConfig c;
+    c.bos_token_id = 5;
+    write_generation_config(tmp.path, c, {7, 9});
+    EXPECT_EQ(nlohmann::json::parse(read_file(tmp.file("generation_config.json"))),
+              nlohmann::json::parse(R"({"bos_token_id": 5, "eos_token_id": [7, 9]})"));
+    write_generation_config(tmp.path, c, {1});  // already there (e.g. copied along): kept
+    EXPECT_EQ(nlohmann::json::parse(read_file(tmp.file("generation_config.json")))["eos_token_id"].size(), 2u);
+    TempDir one;
+    write_generation_config(one.path, c, {7});
+    EXPECT_EQ(nlohmann::json::parse(read_file(one.file("generation_config.json")))["eos_token_id"], 7);
+}
+
+TEST(ModelFolder, CheckpointCarriesTheTokenizer) {
+    TempDir tmp;
+    ModelConfig c = tiny_config(true);
+    ParamLayout layout(c);
+    std::vector<float> params(layout.total, 0.5f);
+    TrainState st;
+    st.m.assign(layout.total, 0), st.v.assign(layout.total, 0);
+    const std::string dir = save_checkpoint(tmp.file("run"), 1, c, layout, params.data(), st, "tests/golden/tokenizers/llama3");
+    EXPECT_TRUE(file_exists(dir + "/tokenizer.json"));
+    EXPECT_TRUE(file_exists(dir + "/tokenizer_config.json"));
+    EXPECT_EQ(find_tokenizer_file(dir), dir + "/tokenizer.json");
+}
 
 }  // namespace
 }  // namespace rusca

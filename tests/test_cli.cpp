@@ -128,12 +128,17 @@ TEST(Cli, GenerateThenJudgeHealthBench) {
     char dir[] = "/tmp/rusca_cli_gj_XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     const std::string d = dir, model = write_random_model(d + "/model");
-    Result r = run("generate --model " + model + " --tokenizer data/tokenizer.model --prompts " + hb +
+    // No --tokenizer and none in the model folder: a one-line error asking for it.
+    Result r = run("generate --model " + model + " --prompts " + hb + " --limit 1 --out " + d + "/none.jsonl");
+    EXPECT_NE(r.status, 0);
+    EXPECT_TRUE(contains(r.out, "--tokenizer: not given") && contains(r.out, "holds no tokenizer.json or tokenizer.model")) << r.out;
+    r = run("generate --model " + model + " --tokenizer data/tokenizer.model --prompts " + hb +
                    " --limit 2 --n 3 --max-new-tokens 8 --seed 1 --out " + d + "/gen.jsonl");
     ASSERT_EQ(r.status, 0) << r.out;
     std::string gen = read_file(d + "/gen.jsonl");
     EXPECT_EQ(std::count(gen.begin(), gen.end(), '\n'), 6);
-    r = run("judge --judge " + model + " --tokenizer data/tokenizer.model --data " + hb + " --responses " + d +
+    copy_tokenizer_files("data/tokenizer.model", model);  // now the folder carries its tokenizer
+    r = run("judge --judge " + model + " --data " + hb + " --responses " + d +
             "/gen.jsonl --out " + d + "/verdicts.jsonl");
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_TRUE(contains(r.out, "criteria/s")) << r.out;

@@ -1,14 +1,18 @@
 // test_model.cpp: the whole CPU model. Parameter gradients against central finite differences in
 // double precision for each family, and logits / loss / every gradient against the PyTorch golden
-// files written by tools/make_golden.py (transformers in float64).
+// files written by tools/make_golden.py and tools/make_hf_golden.py (transformers in float64; the
+// latter from bf16 sharded folders shaped like real Qwen2/Qwen3/Llama 3 checkpoints).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "host/checkpoint.h"
 #include "host/cpu/cpu_model.h"
 #include "host/error.h"
+#include "host/fileio.h"
 #include "host/model.h"
 #include "host/safetensors.h"
 
@@ -99,7 +103,26 @@ TEST_P(Golden, LogitsLossAndGradientsMatchPyTorch) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, Golden, ::testing::Values("llama", "qwen2", "qwen3"));
+// tools/make_golden.py: f32 single files. tools/make_hf_golden.py: folders shaped like the Hub's
+// (bf16, sharded): head_dim 128 with QKV bias, q/k norm with heads x head_dim != hidden and GQA 7,
+// Llama 3 untied with GQA 2.
+INSTANTIATE_TEST_SUITE_P(Families, Golden, ::testing::Values("llama", "qwen2", "qwen3", "hf_qwen2_hd128", "hf_qwen3_gqa7",
+                                                             "hf_llama3_untied"));
+
+// The Hub-shaped goldens really are what they claim: sharded, every weight bf16.
+TEST(Golden, HubShapedFoldersAreShardedBf16) {
+    for (const char* name : {"hf_qwen2_hd128", "hf_qwen3_gqa7", "hf_llama3_untied"}) {
+        const std::string dir = std::string("tests/golden/") + name;
+        const auto index = nlohmann::json::parse(read_file(dir + "/model.safetensors.index.json"));
+        std::set<std::string> shards;
+        for (const auto& [tensor, shard] : index["weight_map"].items()) shards.insert(shard.get<std::string>());
+        EXPECT_GE(shards.size(), 2u) << name;
+        for (const std::string& shard : shards) {
+            const SafeTensorsFile f(dir + "/" + shard);
+            for (const TensorView& t : f.tensors()) EXPECT_EQ(t.dtype, DType::BF16) << name << " " << t.name;
+        }
+    }
+}
 
 TEST(Model, RejectsTokensOutsideTheVocabulary) {
     std::unique_ptr<Model> m = make_cpu_model(tiny_config(Family::Llama));

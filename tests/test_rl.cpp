@@ -21,8 +21,9 @@ using json = nlohmann::json;
 namespace {
 
 
-std::string write_model(const std::string& dir, uint64_t seed, float std) {
+std::string write_model(const std::string& dir, uint64_t seed, float std, int vocab_size = 0) {
     ModelConfig c = load_config("data/tiny_config.json");
+    if (vocab_size > 0) c.vocab_size = vocab_size;
     c.hidden_size = 32, c.intermediate_size = 48, c.num_layers = 2, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 16;
     ParamLayout layout(c);
     std::vector<float> params(layout.total);
@@ -111,6 +112,24 @@ TEST(Rl, EndToEndOnCpuResumesExactly) {
     for (int i = 0; i < 3; i++) EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i + 1;
     EXPECT_EQ(read_file(full.out + "/checkpoint-000003/model.safetensors"),
               read_file(part.out + "/checkpoint-000003/model.safetensors"));
+}
+
+// A Hugging Face style folder: tokenizer.json + tokenizer_config.json (Qwen2.5's ChatML template)
+// beside the weights, no --tokenizer; the checkpoint carries the tokenizer files on.
+TEST(Rl, ModelFoldersWithTheirOwnBpeTokenizer) {
+    TempDir d;
+    for (const char* role : {"policy", "judge"}) {
+        write_model(d.path + "/" + role, role[0] == 'p' ? 1 : 2, 0.3f, 1024);
+        copy_tokenizer_files("tests/golden/tokenizers/qwen2", d.path + "/" + role);
+    }
+    write_rubrics(d.path + "/rubrics.jsonl", 3, 3);
+    RlOptions o = tiny_run(d, "bpe");
+    o.tokenizer = "", o.steps = 1, o.eval_every = 0, o.loss.beta = 0;
+    RlResult r = run_rl(o);
+    EXPECT_EQ(r.last_step, 1);
+    EXPECT_EQ(read_file(o.out + "/checkpoint-000001/tokenizer.json"), read_file("tests/golden/tokenizers/qwen2/tokenizer.json"));
+    EXPECT_TRUE(file_exists(o.out + "/checkpoint-000001/tokenizer_config.json"));
+    EXPECT_EQ(read_metrics(o.out + "/metrics.jsonl").size(), 1u);
 }
 
 TEST(Rl, LoggedScheduleMatchesTheFormula) {

@@ -11,6 +11,8 @@ have_header gtest/gtest.h || need+=(libgtest-dev)
 have_header nlohmann/json.hpp || need+=(nlohmann-json3-dev)
 have_header CLI/CLI.hpp || need+=(libcli11-dev)
 have_header fmt/core.h || need+=(libfmt-dev)
+have_header pcre2.h || need+=(libpcre2-dev)        # tokenizer.json pre-tokenizer regexes
+have_header utf8proc.h || need+=(libutf8proc-dev)  # NFC normalization (Qwen tokenizers)
 command -v g++ >/dev/null || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install_deps: installing missing Debian packages: ${need[*]}"
