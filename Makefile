@@ -44,7 +44,7 @@ EMU_TEST_SRCS := $(wildcard tests/test_cuda_*.cpp tests/test_emu_*.cpp)
 EMU_OBJS  := $(EMU_HOST_SRCS:%.cpp=$(EMU)/obj/%.o) $(CU_SRCS:%.cu=$(EMU)/obj/%.o) \
              $(patsubst %.cpp,$(EMU)/obj/%.o,$(wildcard cuda/emu/*.cpp))
 SHARED_OBJS := $(filter-out $(EMU_HOST_SRCS:%.cpp=$(BUILD)/obj/%.o),$(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o))
-EMU_LDLIBS := -lsentencepiece -lsentencepiece_train -lfmt -lpthread -lboost_context -ldl
+EMU_LDLIBS := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread -lboost_context -ldl
 
 HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
