@@ -11,6 +11,7 @@ have_header gtest/gtest.h || need+=(libgtest-dev)
 have_header nlohmann/json.hpp || need+=(nlohmann-json3-dev)
 have_header CLI/CLI.hpp || need+=(libcli11-dev)
 have_header fmt/core.h || need+=(libfmt-dev)
+have_header boost/context/detail/fcontext.hpp || need+=(libboost-context-dev)  # the SIMT emulator's fibers
 command -v g++ >/dev/null || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install_deps: installing missing Debian packages: ${need[*]}"

@@ -394,7 +394,8 @@ void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, W
         h << "0x" << std::hex << m;
         return h.str();
     };
-    if (!(mask >> lane & 1u)) fault(at() + ": mask " + hex(mask) + " does not include the calling lane " + std::to_string(lane));
+    if (!(mask >> lane & 1u))
+        fault(at() + ": mask " + hex(mask) + " does not include the calling lane " + std::to_string(lane));
     if (mask & ~w.exists)
         fault(at() + ": the mask " + hex(mask) + " names lanes that do not exist (the block has " +
               std::to_string(b.n) + " threads)");
