@@ -111,12 +111,20 @@ void order(std::vector<int>& ids) {
     }
 }
 
+// Queue threads that can run again. Forward is breadth-first: they wait behind every thread
+// already queued, so warps advance nearly in step, as on a GPU. Reverse is depth-first: they run
+// next, so one warp runs as far ahead of the others as the barriers allow (a missing barrier
+// between warps then shows); random picks either way each time.
 void make_ready(Block& b, std::vector<int> ids) {
     order(ids);
-    for (int i : ids) {
-        b.threads[i].state = Thread::Ready;
-        b.ready.push_back(i);
+    for (int i : ids) b.threads[i].state = Thread::Ready;
+    bool depth_first = g_schedule == Schedule::Reverse;
+    if (g_schedule == Schedule::Random) {
+        std::lock_guard<std::mutex> lock(g_schedule_mutex);
+        depth_first = g_rng() & 1;
     }
+    if (depth_first) b.ready.insert(b.ready.begin(), ids.begin(), ids.end());
+    else b.ready.insert(b.ready.end(), ids.begin(), ids.end());
 }
 
 std::string where(const Thread& t) {
