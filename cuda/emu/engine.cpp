@@ -465,12 +465,12 @@ unsigned live_lanes_mask() {
 }
 
 // ---- warp collectives' combine functions ----
-void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], const void* ctx) {
-    const ShflArgs& a = *static_cast<const ShflArgs*>(ctx);
-    if (a.width < 1 || a.width > 32 || (a.width & (a.width - 1)))
-        fault("warp shuffle width " + std::to_string(a.width) + " is not a power of two in [1, 32]");
+void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], const void*) {
     for (int l = 0; l < 32; l++) {
         if (!(mask >> l & 1u)) continue;
+        const ShflArgs& a = static_cast<const ShflIn*>(in[l])->args;  // this lane's own arguments
+        if (a.width < 1 || a.width > 32 || (a.width & (a.width - 1)))
+            fault("warp shuffle width " + std::to_string(a.width) + " is not a power of two in [1, 32]");
         const int base = l & ~(a.width - 1), pos = l - base;
         int src = l;
         switch (a.kind) {
@@ -482,7 +482,7 @@ void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], 
         if (!(mask >> src & 1u))
             fault("warp shuffle: lane " + std::to_string(l) + " reads lane " + std::to_string(src) +
                   ", which is not in the mask (its value is undefined on a GPU)");
-        std::memcpy(out[l], in[src], a.bytes);
+        std::memcpy(out[l], static_cast<const ShflIn*>(in[src])->value, a.bytes);
     }
 }
 
