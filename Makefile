@@ -17,8 +17,10 @@ LDFLAGS  := -fopenmp -Wl,-rpath,'$$ORIGIN/lib'
 LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread
 
 HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp host/cuda/*.cpp tokenizer/*.cpp))
-# tests/test_emu_*.cpp hold kernels compiled by g++: emulator build only.
+# tests/test_emu_*.cpp hold kernels compiled by g++: emulator build only. tests/test_cuda_*.cu hold
+# kernels that run in both builds (nvcc on the GPU, g++ on the emulator).
 TEST_SRCS := $(filter-out tests/test_emu_%.cpp,$(wildcard tests/*.cpp))
+TEST_CU_SRCS := $(wildcard tests/test_cuda_*.cu)
 CU_SRCS   := $(wildcard cuda/*.cu)
 
 ifneq ($(NVCC),)
@@ -28,9 +30,11 @@ ifneq ($(NVCC),)
   CXXFLAGS   += -DRUSCA_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -ldl -lrt
   CU_OBJS    := $(CU_SRCS:%.cu=$(BUILD)/obj/%.o)
+  TEST_CU_OBJS := $(TEST_CU_SRCS:%.cu=$(BUILD)/obj/%.o)
   BACKENDS   := CPU + CUDA (sm_90a)
 else
   CU_OBJS    :=
+  TEST_CU_OBJS :=
   BACKENDS   := CPU only (nvcc not found: CUDA backend not built)
 endif
 
@@ -41,6 +45,7 @@ EMU_OPT   ?= -O2
 EMU_CXXFLAGS := $(BASE_CXXFLAGS) $(EMU_OPT) -fno-strict-aliasing -Wno-unknown-pragmas -DRUSCA_CUDA=1 -DRUSCA_EMU=1 -Icuda/emu/include -I$(CUDA_INC) -I$(CUDA_INC)/cccl
 EMU_HOST_SRCS := $(wildcard host/cuda/*.cpp) $(shell grep -l RUSCA_CUDA host/*.cpp)
 EMU_TEST_SRCS := $(wildcard tests/test_cuda_*.cpp tests/test_emu_*.cpp)
+EMU_TEST_OBJS := $(EMU_TEST_SRCS:%.cpp=$(EMU)/obj/%.o) $(TEST_CU_SRCS:%.cu=$(EMU)/obj/%.o)
 EMU_OBJS  := $(EMU_HOST_SRCS:%.cpp=$(EMU)/obj/%.o) $(CU_SRCS:%.cu=$(EMU)/obj/%.o) \
              $(patsubst %.cpp,$(EMU)/obj/%.o,$(wildcard cuda/emu/*.cpp))
 SHARED_OBJS := $(filter-out $(EMU_HOST_SRCS:%.cpp=$(BUILD)/obj/%.o),$(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o))
@@ -78,7 +83,11 @@ $(BUILD)/obj/%.o: %.cu | $(DEPS_OK)
 $(BUILD)/rusca: $(BUILD)/obj/host/main.o $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/rusca_tests: $(TEST_OBJS) $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
+$(BUILD)/obj/tests/%.o: tests/%.cu | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -DRUSCA_CUDA=1 -c $< -o $@
+
+$(BUILD)/rusca_tests: $(TEST_OBJS) $(TEST_CU_OBJS) $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lgtest
 
 $(EMU)/obj/%.o: %.cpp | $(DEPS_OK)
@@ -93,11 +102,15 @@ $(EMU)/obj/cuda/%.o: cuda/%.cu | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
 
+$(EMU)/obj/tests/%.o: tests/%.cu | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+
 $(BUILD)/rusca-emu: $(BUILD)/obj/host/main.o $(SHARED_OBJS) $(EMU_OBJS) | $(BUNDLED)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(EMU_LDLIBS)
 
 EMU_TESTS_BIN ?= $(BUILD)/rusca_emu_tests
-$(EMU_TESTS_BIN): $(BUILD)/obj/tests/main.o $(EMU_TEST_SRCS:%.cpp=$(EMU)/obj/%.o) $(SHARED_OBJS) \
+$(EMU_TESTS_BIN): $(BUILD)/obj/tests/main.o $(EMU_TEST_OBJS) $(SHARED_OBJS) \
                           $(EMU_OBJS) | $(BUNDLED)
 	$(CXX) $(LDFLAGS) $(EMU_OPT) $^ -o $@ $(EMU_LDLIBS) -lgtest
 
@@ -106,7 +119,7 @@ $(EMU_TESTS_BIN): $(BUILD)/obj/tests/main.o $(EMU_TEST_SRCS:%.cpp=$(EMU)/obj/%.o
 # the emulator self-tests and the kernels with shared memory and warp collectives (the deliberately
 # racy schedule test is left out of TSan: its race is a TSan report, EmuSanitizer checks that).
 # Leak checking is off: cuBLASLt's workspace and plan caches (cuda/matmul.cu) live with the process.
-SAN_TESTS := Emu*:CudaAttention.ScheduleIndependent:CudaKvAttention.MatchesCpuTwin:CudaCrossEntropy.OneGradientAtATime:CudaEmbedding*:CudaRmsnorm.ForwardInPlaceAndMisaligned:CudaSampler.GreedyTakesLowestArgmax
+SAN_TESTS := Emu*:CudaPtx.*:CudaAttention.ScheduleIndependent:CudaKvAttention.MatchesCpuTwin:CudaCrossEntropy.OneGradientAtATime:CudaEmbedding*:CudaRmsnorm.ForwardInPlaceAndMisaligned:CudaSampler.GreedyTakesLowestArgmax
 emu-tsan:
 	@$(MAKE) --no-print-directory EMU=$(BUILD)/emu-tsan EMU_TESTS_BIN=$(BUILD)/emu-tsan/rusca_emu_tests \
 	    EMU_OPT='-O1 -g -fsanitize=thread' $(BUILD)/emu-tsan/rusca_emu_tests

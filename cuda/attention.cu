@@ -577,7 +577,7 @@ void forward_impl(bf16* out, float* lse, const bf16* q, const bf16* k, const bf1
     allow_smem(attention_forward_kernel<D, MT, BN>, smem);
     const dim3 grid(ceil_div(T, kRows * MT), Hq, B);
     LAUNCH_KERNEL(attention_forward_kernel<D, MT, BN>, grid, kThreads, smem, stream, out, lse, q, k, v, T, Hq, Hkv,
-                                                                          scale_of(D) * kLog2e);
+                  scale_of(D) * kLog2e);
 }
 
 template <int D>
@@ -587,19 +587,19 @@ void backward_impl(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q
     const float scale = scale_of(D), scale_log2 = scale * kLog2e;
     const size_t rows = (size_t)B * T * Hq;
     check(rows <= (size_t)0x7fffffff * kWarps, "attention_backward: B * T * Hq too large for one launch");
-    LAUNCH_KERNEL(attention_delta_kernel<D>, (unsigned)((rows + kWarps - 1) / kWarps), kThreads, 0, stream, delta, dout, out,
-                                                                                                  B, T, Hq);
+    LAUNCH_KERNEL(attention_delta_kernel<D>, (unsigned)((rows + kWarps - 1) / kWarps), kThreads, 0, stream, delta, dout,
+                  out, B, T, Hq);
 
     constexpr int BQ = D == 128 ? 32 : 64;
     const size_t smem_dkdv = (2 * kRows + 4 * BQ) * tile_stride<D>() * sizeof(bf16) + 4 * BQ * sizeof(float);
     allow_smem(attention_backward_dkdv_kernel<D, BQ>, smem_dkdv);
-    LAUNCH_KERNEL(attention_backward_dkdv_kernel<D, BQ>, dim3(ceil_div(T, kRows), Hkv, B), kThreads, smem_dkdv, stream, 
-        dk, dv, dout, q, k, v, lse, delta, T, Hq, Hkv, scale_log2, scale);
+    LAUNCH_KERNEL(attention_backward_dkdv_kernel<D, BQ>, dim3(ceil_div(T, kRows), Hkv, B), kThreads, smem_dkdv, stream,
+                  dk, dv, dout, q, k, v, lse, delta, T, Hq, Hkv, scale_log2, scale);
 
     const size_t smem_dq = 6 * kRows * tile_stride<D>() * sizeof(bf16);  // Q, dO + 2 x (K, V)
     allow_smem(attention_backward_dq_kernel<D>, smem_dq);
-    LAUNCH_KERNEL(attention_backward_dq_kernel<D>, dim3(ceil_div(T, kRows), Hq, B), kThreads, smem_dq, stream, 
-        dq, dout, q, k, v, lse, delta, T, Hq, Hkv, scale_log2, scale);
+    LAUNCH_KERNEL(attention_backward_dq_kernel<D>, dim3(ceil_div(T, kRows), Hq, B), kThreads, smem_dq, stream, dq, dout,
+                  q, k, v, lse, delta, T, Hq, Hkv, scale_log2, scale);
 }
 
 }  // namespace

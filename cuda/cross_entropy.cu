@@ -180,9 +180,11 @@ void softmax_row_stats(float* nll, float* logp, float* lse, float* entropy, cons
     check(n >= 0 && V > 0, "softmax_row_stats: bad sizes n=" + std::to_string(n) + " V=" + std::to_string(V));
     if (n == 0) return;
     if (entropy)
-        LAUNCH_KERNEL(softmax_stats_kernel<true>, n, kRowThreads, 0, stream, nll, logp, lse, entropy, logits, tokens, V);
+        LAUNCH_KERNEL(softmax_stats_kernel<true>, n, kRowThreads, 0, stream, nll, logp, lse, entropy, logits, tokens,
+                      V);
     else
-        LAUNCH_KERNEL(softmax_stats_kernel<false>, n, kRowThreads, 0, stream, nll, logp, lse, entropy, logits, tokens, V);
+        LAUNCH_KERNEL(softmax_stats_kernel<false>, n, kRowThreads, 0, stream, nll, logp, lse, entropy, logits, tokens,
+                      V);
 }
 
 void softmax_rows_to_dlogits(float* logits, const float* lse, const int* tokens, const float* gscale,

@@ -163,8 +163,8 @@ void embedding_backward(float* dwte, const bf16* dout, const int* tokens, int N,
     CUDA_CHECK(cudaMallocAsync(&pieces, sizeof(float) * 2 * (size_t)nchunks * C, stream));
     float *head = pieces, *tail = pieces + (size_t)nchunks * C;
     const dim3 grid(nchunks, ceil_div(C, threads));
-    LAUNCH_KERNEL(embedding_backward_chunk_kernel, grid, threads, 0, stream, dwte, head, tail, dout, sorted_tok, sorted_pos,
-                                                                  N, C);
+    LAUNCH_KERNEL(embedding_backward_chunk_kernel, grid, threads, 0, stream, dwte, head, tail, dout, sorted_tok,
+                  sorted_pos, N, C);
     LAUNCH_KERNEL(embedding_backward_join_kernel, grid, threads, 0, stream, dwte, head, tail, sorted_tok, N, C);
 
     CUDA_CHECK(cudaFreeAsync(pieces, stream));

@@ -181,8 +181,8 @@ cpu::GrpoLossStats grpo_loss(float* logp, bf16* dhidden, float* dW, const bf16* 
         softmax_row_stats(nullptr, logp + n0, backward ? lse : nullptr, tok_ent + n0, logits, tokens + n0, n, V,
                           stream);
         // 3. per-token loss terms and dlogits scales
-        LAUNCH_KERNEL(token_term_kernel, ceil_div(n, 256), 256, 0, stream, tok_loss, tok_k3, tok_flags, gscale, logp, adv,
-                                                                old_logp, ref_logp, mask, d_w, tcfg, n0, n);
+        LAUNCH_KERNEL(token_term_kernel, ceil_div(n, 256), 256, 0, stream, tok_loss, tok_k3, tok_flags, gscale, logp,
+                      adv, old_logp, ref_logp, mask, d_w, tcfg, n0, n);
         if (!backward) continue;
         // 4. dlogits (bf16, in place)
         softmax_rows_to_dlogits(logits, lse, tokens + n0, gscale, n, V, stream);

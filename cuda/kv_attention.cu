@@ -273,7 +273,8 @@ bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p
 template <int DT, int VEC>
 void launch_split(dim3 grid, cudaStream_t stream, bf16* out, float* part_o, float2* part_ml, const bf16* q,
                   const KvSeqs& s, int n, int Hq, int Hkv, int D, int splits, float qscale) {
-    LAUNCH_KERNEL(kv_split_kernel<DT, VEC>, grid, kThreads, 0, stream, out, part_o, part_ml, q, s, n, Hq, Hkv, D, splits, qscale);
+    LAUNCH_KERNEL(kv_split_kernel<DT, VEC>, grid, kThreads, 0, stream, out, part_o, part_ml, q, s, n, Hq, Hkv, D,
+                  splits, qscale);
 }
 
 void check_shape(const std::string& who, int n, int Hq, int Hkv, int D) {
@@ -320,7 +321,8 @@ void kv_attention_launch(const std::string& who, bf16* out, const bf16* q, const
     else
         launch_split<0, 2>(grid, stream, out, part_o, part_ml, q, s, n, Hq, Hkv, D, splits, qscale);
     if (need) {
-        LAUNCH_KERNEL(kv_combine_kernel, unsigned(rows * Hq), D <= 64 ? 64 : 128, 0, stream, out, part_o, part_ml, D, splits);
+        LAUNCH_KERNEL(kv_combine_kernel, unsigned(rows * Hq), D <= 64 ? 64 : 128, 0, stream, out, part_o, part_ml, D,
+                      splits);
     }
     if (owned) CUDA_CHECK(cudaFreeAsync(workspace, stream));
 }

@@ -207,9 +207,11 @@ void fused_residual_rmsnorm_forward(bf16* residual_out, bf16* out, float* rstd, 
     const int threads = 32 * kWarpsPerBlock;
     if (C % 8 == 0 && aligned(residual_out, 16) && aligned(out, 16) && aligned(a, 16) && aligned(b, 16) &&
         aligned(w, 16)) {
-        LAUNCH_KERNEL(fused_residual_rmsnorm_forward_kernel<8>, row_blocks(N), threads, 0, stream, residual_out, out, rstd, a, b, w, N, C, eps);
+        LAUNCH_KERNEL(fused_residual_rmsnorm_forward_kernel<8>, row_blocks(N), threads, 0, stream, residual_out, out,
+                      rstd, a, b, w, N, C, eps);
     } else {
-        LAUNCH_KERNEL(fused_residual_rmsnorm_forward_kernel<1>, row_blocks(N), threads, 0, stream, residual_out, out, rstd, a, b, w, N, C, eps);
+        LAUNCH_KERNEL(fused_residual_rmsnorm_forward_kernel<1>, row_blocks(N), threads, 0, stream, residual_out, out,
+                      rstd, a, b, w, N, C, eps);
     }
 }
 
@@ -236,11 +238,11 @@ void rmsnorm_backward(bf16* dx, float* dw, const bf16* dout, const bf16* x, cons
     if (C % 2 == 0 && aligned(dout, 4) && aligned(x, 4)) {
         const dim3 grid(ceil_div(C, 64), nchunks);
         LAUNCH_KERNEL(rmsnorm_backward_dw_partial_kernel<2>, grid, block, 0, stream, partial, dout, x, rstd, N, C,
-                                                                          rows_per_chunk);
+                      rows_per_chunk);
     } else {
         const dim3 grid(ceil_div(C, 32), nchunks);
         LAUNCH_KERNEL(rmsnorm_backward_dw_partial_kernel<1>, grid, block, 0, stream, partial, dout, x, rstd, N, C,
-                                                                          rows_per_chunk);
+                      rows_per_chunk);
     }
     LAUNCH_KERNEL(rmsnorm_backward_dw_final_kernel, ceil_div(C, 256), 256, 0, stream, dw, partial, nchunks, C);
     CUDA_CHECK(cudaFreeAsync(partial, stream));

@@ -515,11 +515,13 @@ void sample_impl(int* tokens, float* logprobs, const Logit* logits, int B, int V
     if (B == 0) return;
     const RowConfig c = make_config(p, V);
     if (!needs_sort(c)) {
-        LAUNCH_KERNEL(sample_plain_kernel<Logit>, B, kThreads, 0, stream, tokens, logprobs, logits, V, c, seed, seq_ids, steps);
+        LAUNCH_KERNEL(sample_plain_kernel<Logit>, B, kThreads, 0, stream, tokens, logprobs, logits, V, c, seed, seq_ids,
+                      steps);
         return;
     }
     if (V <= kBlockSortTile) {
-        LAUNCH_KERNEL(sample_block_sort_kernel<Logit>, B, kThreads, 0, stream, tokens, logprobs, logits, V, c, seed, seq_ids, steps);
+        LAUNCH_KERNEL(sample_block_sort_kernel<Logit>, B, kThreads, 0, stream, tokens, logprobs, logits, V, c, seed,
+                      seq_ids, steps);
         return;
     }
     const SortScratch s = sort_scratch(B, V);
@@ -541,14 +543,15 @@ void sample_impl(int* tokens, float* logprobs, const Logit* logits, int B, int V
     for (int row0 = 0; row0 < B; row0 += s.rows) {
         const int R = std::min(s.rows, B - row0);
         const Logit* chunk = logits + size_t(row0) * V;
-        LAUNCH_KERNEL(sample_prepare_kernel<Logit>, R, kThreads, 0, stream, keys_a, seg_begin, seg_end, stats, chunk, V, c);
+        LAUNCH_KERNEL(sample_prepare_kernel<Logit>, R, kThreads, 0, stream, keys_a, seg_begin, seg_end, stats, chunk, V,
+                      c);
         cub::DoubleBuffer<uint64_t> keys(keys_a, keys_b);
         size_t cub_bytes = s.cub_bytes;
         CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeysDescending(ws + s.cub_tmp, cub_bytes, keys, R * V, R,
                                                                      seg_begin, seg_end, 0, kKeyBits, stream));
-        LAUNCH_KERNEL(sample_finish_kernel<Logit>, R, kThreads, 0, stream, tokens + row0, logprobs ? logprobs + row0 : nullptr,
-                                                         keys.Current(), seg_end, stats, chunk, V, c, seed,
-                                                         seq_ids + row0, steps + row0);
+        LAUNCH_KERNEL(sample_finish_kernel<Logit>, R, kThreads, 0, stream, tokens + row0,
+                      logprobs ? logprobs + row0 : nullptr, keys.Current(), seg_end, stats, chunk, V, c, seed,
+                      seq_ids + row0, steps + row0);
     }
     if (owned) CUDA_CHECK(cudaFreeAsync(workspace, stream));
 }

@@ -77,7 +77,8 @@ void swiglu_backward(bf16* dgate, bf16* dup, const bf16* dout, const bf16* gate,
     check(dgate && dup && dout && gate && up, "swiglu_backward: null pointer");
     if (n % 8 == 0 && aligned(dgate, 16) && aligned(dup, 16) && aligned(dout, 16) && aligned(gate, 16) &&
         aligned(up, 16)) {
-        LAUNCH_KERNEL(swiglu_backward_kernel<8>, grid_for(n / 8), kThreads, 0, stream, dgate, dup, dout, gate, up, n / 8);
+        LAUNCH_KERNEL(swiglu_backward_kernel<8>, grid_for(n / 8), kThreads, 0, stream, dgate, dup, dout, gate, up,
+                      n / 8);
     } else {
         LAUNCH_KERNEL(swiglu_backward_kernel<1>, grid_for(n), kThreads, 0, stream, dgate, dup, dout, gate, up, n);
     }

@@ -51,14 +51,15 @@ void expect_schedule_independent(Run run, const std::string& what) {
     using emu::Schedule;
     const emu::Schedule before = emu::schedule();
     const auto first = run();
-    const std::pair<Schedule, uint64_t> others[] = {{Schedule::Reverse, 1}, {Schedule::Random, 7}, {Schedule::Random, 8}};
+    const std::pair<Schedule, uint64_t> others[] = {
+        {Schedule::Reverse, 1}, {Schedule::Random, 7}, {Schedule::Random, 8}};
     for (auto [s, seed] : others) {
         emu::set_schedule(s, seed);
         const auto again = run();
         ASSERT_EQ(again.size(), first.size()) << what;
         EXPECT_TRUE(std::memcmp(again.data(), first.data(), first.size() * sizeof(first[0])) == 0)
-            << what << ": the result depends on the thread schedule (" << (s == Schedule::Reverse ? "reverse" : "random")
-            << " differs from forward): a race";
+            << what << ": the result depends on the thread schedule ("
+            << (s == Schedule::Reverse ? "reverse" : "random") << " differs from the first run): a race";
     }
     emu::set_schedule(before);
 #else

@@ -71,6 +71,8 @@ __global__ void warp_ops_kernel(int* out) {
     out[threadIdx.x * 6 + 3] = __shfl_sync(0xffffffffu, v, 7);
     out[threadIdx.x * 6 + 4] = int(__ballot_sync(0xffffffffu, lane % 3 == 0));
     out[threadIdx.x * 6 + 5] = __any_sync(0xffffffffu, lane == 31) * 10 + __all_sync(0xffffffffu, lane < 31);
+    // A source lane that differs per lane (a rotation): each lane's own argument counts.
+    out[64 * 6 + threadIdx.x] = __shfl_sync(0xffffffffu, v, (lane + 1) % 32);
 }
 
 std::vector<float> block_sums(bool with_barriers, const DeviceBuffer<float>& in, int blocks) {
@@ -179,7 +181,7 @@ TEST(EmuEngine, MissingBarrierIsCaughtBySchedules) {
 }
 
 TEST(EmuEngine, WarpCollectives) {
-    DeviceBuffer<int> out(64 * 6);
+    DeviceBuffer<int> out(64 * 7);
     LAUNCH_KERNEL(warp_ops_kernel, 1, 64, 0, nullptr, out.data());
     std::vector<int> got = out.download();
     unsigned ballot = 0;
@@ -192,6 +194,7 @@ TEST(EmuEngine, WarpCollectives) {
         EXPECT_EQ(got[t * 6 + 3], 8);
         EXPECT_EQ(unsigned(got[t * 6 + 4]), ballot);
         EXPECT_EQ(got[t * 6 + 5], 10);
+        EXPECT_EQ(got[64 * 6 + t], (lane + 1) % 32 + 1) << "per-lane source, lane " << lane;
     }
 }
 

@@ -26,10 +26,15 @@ inline void __syncthreads(RUSCA_EMU_SITE) { ::rusca::emu::syncthreads(RUSCA_EMU_
 
 namespace rusca::emu {
 
-// Shuffles move 4- or 8-byte values; ShflArgs says which lane each lane reads.
+// Shuffles move 4- or 8-byte values; ShflArgs says which lane each lane reads. Every lane posts its
+// own arguments next to its value: a source lane may differ per lane (a rotation, a gather).
 struct ShflArgs {
     enum Kind { Idx, Up, Down, Xor } kind;
     int arg, width, bytes;
+};
+struct ShflIn {
+    ShflArgs args;
+    unsigned char value[8];
 };
 void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], const void* ctx);
 void vote_combine(unsigned mask, const void* const in[32], void* const out[32], const void* ctx);
@@ -37,9 +42,10 @@ void vote_combine(unsigned mask, const void* const in[32], void* const out[32], 
 template <class T>
 inline T shfl(const char* op, unsigned mask, T v, ShflArgs::Kind kind, int arg, int width, Site site) {
     static_assert(sizeof(T) == 4 || sizeof(T) == 8, "warp shuffles move 4- or 8-byte values");
-    const ShflArgs a{kind, arg, width, int(sizeof(T))};
+    ShflIn in{{kind, arg, width, int(sizeof(T))}, {}};
+    std::memcpy(in.value, &v, sizeof(T));
     T r;
-    warp_rendezvous(op, mask, &v, &r, shfl_combine, &a, site);
+    warp_rendezvous(op, mask, &in, &r, shfl_combine, nullptr, site);
     return r;
 }
 // 0: ballot (bit per lane of the mask with a nonzero predicate), reported to every lane.

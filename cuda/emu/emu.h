@@ -40,7 +40,9 @@ unsigned char* dynamic_smem();
 cudaError_t set_last_error(cudaError_t err);
 
 // Schedule of threads between barriers: RUSCA_EMU_SCHEDULE=forward|reverse|random[:seed]; tests can
-// also set it directly. Blocks run in the same order (forward, reverse, or shuffled).
+// also set it directly. Forward: ascending thread order, breadth-first (warps advance nearly in
+// step). Reverse: descending order, depth-first (a warp runs ahead as far as barriers allow).
+// Random: seeded shuffles, either way. Blocks run in the same order (forward, reverse, shuffled).
 enum class Schedule { Forward, Reverse, Random };
 void set_schedule(Schedule s, uint64_t seed = 1);
 Schedule schedule();

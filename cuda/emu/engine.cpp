@@ -111,12 +111,20 @@ void order(std::vector<int>& ids) {
     }
 }
 
+// Queue threads that can run again. Forward is breadth-first: they wait behind every thread
+// already queued, so warps advance nearly in step, as on a GPU. Reverse is depth-first: they run
+// next, so one warp runs as far ahead of the others as the barriers allow (a missing barrier
+// between warps then shows); random picks either way each time.
 void make_ready(Block& b, std::vector<int> ids) {
     order(ids);
-    for (int i : ids) {
-        b.threads[i].state = Thread::Ready;
-        b.ready.push_back(i);
+    for (int i : ids) b.threads[i].state = Thread::Ready;
+    bool depth_first = g_schedule == Schedule::Reverse;
+    if (g_schedule == Schedule::Random) {
+        std::lock_guard<std::mutex> lock(g_schedule_mutex);
+        depth_first = g_rng() & 1;
     }
+    if (depth_first) b.ready.insert(b.ready.begin(), ids.begin(), ids.end());
+    else b.ready.insert(b.ready.end(), ids.begin(), ids.end());
 }
 
 std::string where(const Thread& t) {
@@ -394,7 +402,8 @@ void warp_rendezvous(const char* op, unsigned mask, const void* in, void* out, W
         h << "0x" << std::hex << m;
         return h.str();
     };
-    if (!(mask >> lane & 1u)) fault(at() + ": mask " + hex(mask) + " does not include the calling lane " + std::to_string(lane));
+    if (!(mask >> lane & 1u))
+        fault(at() + ": mask " + hex(mask) + " does not include the calling lane " + std::to_string(lane));
     if (mask & ~w.exists)
         fault(at() + ": the mask " + hex(mask) + " names lanes that do not exist (the block has " +
               std::to_string(b.n) + " threads)");
@@ -456,12 +465,12 @@ unsigned live_lanes_mask() {
 }
 
 // ---- warp collectives' combine functions ----
-void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], const void* ctx) {
-    const ShflArgs& a = *static_cast<const ShflArgs*>(ctx);
-    if (a.width < 1 || a.width > 32 || (a.width & (a.width - 1)))
-        fault("warp shuffle width " + std::to_string(a.width) + " is not a power of two in [1, 32]");
+void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], const void*) {
     for (int l = 0; l < 32; l++) {
         if (!(mask >> l & 1u)) continue;
+        const ShflArgs& a = static_cast<const ShflIn*>(in[l])->args;  // this lane's own arguments
+        if (a.width < 1 || a.width > 32 || (a.width & (a.width - 1)))
+            fault("warp shuffle width " + std::to_string(a.width) + " is not a power of two in [1, 32]");
         const int base = l & ~(a.width - 1), pos = l - base;
         int src = l;
         switch (a.kind) {
@@ -473,7 +482,7 @@ void shfl_combine(unsigned mask, const void* const in[32], void* const out[32], 
         if (!(mask >> src & 1u))
             fault("warp shuffle: lane " + std::to_string(l) + " reads lane " + std::to_string(src) +
                   ", which is not in the mask (its value is undefined on a GPU)");
-        std::memcpy(out[l], in[src], a.bytes);
+        std::memcpy(out[l], static_cast<const ShflIn*>(in[src])->value, a.bytes);
     }
 }
 
