@@ -86,9 +86,12 @@ TEST(Rl, EndToEndOnCpuResumesExactly) {
     EXPECT_EQ(r.last_step, 3);
     EXPECT_TRUE(file_exists(full.out + "/checkpoint-000003/model.safetensors"));
     std::vector<json> a = read_metrics(full.out + "/metrics.jsonl");
-    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(a.size(), 4u);  // the starting policy's held-out score (step 0), then 3 steps
+    EXPECT_EQ(a[0]["step"], 0);
+    EXPECT_TRUE(a[0].contains("eval_score"));
+    EXPECT_FALSE(a[0].contains("eval_checker_score"));  // these rubrics carry no "check"
     bool some_signal = false;
-    for (const json& m : a) {
+    for (const json& m : std::vector<json>(a.begin() + 1, a.end())) {
         for (const char* key : {"lambda_step", "reward_mean", "reward_std", "loss", "kl", "clip_frac", "entropy",
                                 "grad_norm", "lr", "rollout_s", "judge_s", "update_s", "response_len_mean",
                                 "met_rate_positive", "met_rate_negative"}) {
@@ -107,8 +110,8 @@ TEST(Rl, EndToEndOnCpuResumesExactly) {
     part.stop_at = 0, part.resume = true;
     run_rl(part);
     std::vector<json> b = read_metrics(part.out + "/metrics.jsonl");
-    ASSERT_EQ(b.size(), 3u);
-    for (int i = 0; i < 3; i++) EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i + 1;
+    ASSERT_EQ(b.size(), 4u);  // the resumed half does not score step 0 again
+    for (int i = 0; i < 4; i++) EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i;
     EXPECT_EQ(read_file(full.out + "/checkpoint-000003/model.safetensors"),
               read_file(part.out + "/checkpoint-000003/model.safetensors"));
 }
