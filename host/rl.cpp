@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat.h"
+#include "checker.h"
 #include "checkpoint.h"
 #include "error.h"
 #include "eval.h"
@@ -136,6 +137,17 @@ json mean_by_rollout(const std::vector<Rollout>& rs, int G, double (*get)(const 
     return out;
 }
 
+// --reward checker: the programmatic checker's verdicts in the judge's shape (an exact reward, to
+// tell the judge's errors apart from the algorithm's on the shipped world).
+std::vector<std::vector<Verdict>> checker_judgements(const std::vector<JudgeItem>& items) {
+    std::vector<std::vector<Verdict>> out;
+    for (const JudgeItem& it : items) {
+        out.emplace_back();
+        for (bool met : checker_verdicts(*it.example, it.response)) out.back().push_back({met, met ? 1.0f : 0.0f, 0.0f});
+    }
+    return out;
+}
+
 // The held-out score of the current policy without scaffold, by the judge and (when the data has
 // checks) by the programmatic checker, as metrics fields.
 json eval_metrics(Model& policy, const Tokenizer& tok, const Judge& judge, const std::vector<RubricExample>& held,
@@ -187,6 +199,7 @@ RlResult run_rl(const RlOptions& opt) {
     std::vector<RubricExample> held = o.eval_data.empty() ? std::vector<RubricExample>{} : load_rubric_jsonl(o.eval_data);
     if (o.eval_limit > 0 && size_t(o.eval_limit) < held.size()) held.resize(o.eval_limit);
     const ScaffoldTemplate scaffold_tmpl = ScaffoldTemplate::load(o.scaffold_template);
+    check(!o.checker_reward || all_checked(data), o.data + ": --reward checker needs a \"check\" on every criterion");
     std::unique_ptr<Model> policy = load_cpu_model(o.policy);
     Tokenizer tok(o.tokenizer);
     check(tok.vocab_size() <= policy->config.vocab_size, o.tokenizer + ": tokenizer is larger than the policy's vocab_size");
@@ -288,7 +301,7 @@ RlResult run_rl(const RlOptions& opt) {
         t0 = Clock::now();
         std::vector<JudgeItem> items;
         for (const Rollout& r : rollouts) items.push_back({prompts[r.prompt], completion_text(tok, r.completion)});
-        auto verdicts = judge->judge(items);
+        auto verdicts = o.checker_reward ? checker_judgements(items) : judge->judge(items);
         std::vector<double> rewards;
         long criteria = 0, met_pos = 0, n_pos = 0, met_neg = 0, n_neg = 0;
         for (size_t k = 0; k < rollouts.size(); k++) {

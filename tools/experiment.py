@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 W = "data/world"
+JUDGE = ["--judge", f"{W}/judge", "--judge-tokenizer", f"{W}/judge_tokenizer.model", "--judge-template", f"{W}/judge_template.txt"]
+REWARD = "judge"  # --reward: what rewards the rollouts (the judge, as in the paper; or the checker)
 SCHEDULES = {"sigmoid": "RuscaRL (sigmoid decay)", "none": "plain rubric GRPO (no scaffold)",
              "constant": "scaffold always on (constant)", "linear": "linear decay"}
 
@@ -40,9 +42,7 @@ def run(cmd, log):
 
 def evaluate(policy, out_json, best_of_n, seed=1):
     """Held-out score without scaffold: checker and judge, as `rusca eval --json` writes it."""
-    run(["build/rusca", "eval", "--policy", policy, "--tokenizer", f"{W}/tokenizer.model", "--judge", f"{W}/judge",
-         "--judge-template", f"{W}/judge_template.txt", "--data", f"{W}/heldout.jsonl", "--max-new-tokens", "48",
-         "--best-of-n", str(best_of_n), "--seed", str(seed), "--json", out_json], out_json + ".log")
+    run(["build/rusca", "eval", "--policy", policy, "--tokenizer", f"{W}/tokenizer.model", *JUDGE, "--data", f"{W}/heldout.jsonl", "--max-new-tokens", "48", "--best-of-n", str(best_of_n), "--seed", str(seed), "--json", out_json], out_json + ".log")
     with open(out_json, encoding="utf-8") as f:
         return json.load(f)
 
@@ -51,9 +51,8 @@ def train_and_score(schedule, seed, out, best_of_n):
     d = f"{out}/{schedule}-seed{seed}"
     os.makedirs(d, exist_ok=True)
     t0 = time.time()
-    run(["build/rusca", "rl", "--policy", f"{W}/policy", "--judge", f"{W}/judge", "--tokenizer", f"{W}/tokenizer.model",
-         "--judge-template", f"{W}/judge_template.txt", "--data", f"{W}/train.jsonl", "--eval-data", f"{W}/heldout.jsonl",
-         *rl_args(), "--scaffold", schedule, "--seed", str(seed), "--out", d, "--threads", "1"], f"{d}/rl.log")
+    run(["build/rusca", "rl", "--policy", f"{W}/policy", *JUDGE, "--tokenizer", f"{W}/tokenizer.model", "--data", f"{W}/train.jsonl", "--eval-data", f"{W}/heldout.jsonl",
+         *rl_args(), "--scaffold", schedule, "--seed", str(seed), "--reward", REWARD, "--out", d, "--threads", "1"], f"{d}/rl.log")
     seconds = time.time() - t0
     with open(f"{d}/latest", encoding="utf-8") as f:
         ckpt = f.read().strip()
@@ -113,16 +112,18 @@ def main():
     ap.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=list(SCHEDULES))
     ap.add_argument("--parallel", type=int, default=2, help="runs at once (each uses one thread)")
     ap.add_argument("--best-of-n", type=int, default=8)
+    ap.add_argument("--reward", default="judge", choices=["judge", "checker"], help="what rewards the rollouts")
     ap.add_argument("--out", default="runs/experiment")
     ap.add_argument("--json", default=f"bench/results/world-experiment-{datetime.date.today().isoformat()}.json")
     a = ap.parse_args()
+    global REWARD
+    REWARD = a.reward
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
     print(f"experiment: {len(a.schedules)} schedules x {len(a.seeds)} seeds, rl args: {' '.join(rl_args())}", flush=True)
     start = evaluate(f"{W}/policy", f"{a.out}/start.json", 1)
-    run(["build/rusca", "eval", "--policy", f"{W}/policy", "--tokenizer", f"{W}/tokenizer.model", "--judge", f"{W}/judge",
-         "--judge-template", f"{W}/judge_template.txt", "--data", f"{W}/heldout.jsonl", "--max-new-tokens", "48",
-         "--full-scaffold", "--json", f"{a.out}/start_scaffold.json"], f"{a.out}/start_scaffold.log")
+    run(["build/rusca", "eval", "--policy", f"{W}/policy", "--tokenizer", f"{W}/tokenizer.model", *JUDGE,
+         "--data", f"{W}/heldout.jsonl", "--max-new-tokens", "48", "--full-scaffold", "--json", f"{a.out}/start_scaffold.json"], f"{a.out}/start_scaffold.log")
     with open(f"{a.out}/start_scaffold.json", encoding="utf-8") as f:
         start_scaffold = json.load(f)
     start_bon = evaluate(f"{W}/policy", f"{a.out}/start_bon.json", a.best_of_n)
@@ -133,7 +134,7 @@ def main():
     with ThreadPoolExecutor(max_workers=a.parallel) as pool:
         runs = list(pool.map(lambda j: train_and_score(j[0], j[1], a.out, a.best_of_n), jobs))
     result = {"what": "rusca rl on data/world: held-out score without scaffold (96 prompts), by checker and judge",
-              "date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z", "rl_args": rl_args(),
+              "date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z", "rl_args": rl_args(), "reward": a.reward,
               "seeds": a.seeds, "best_of_n": a.best_of_n, "wall_seconds": round(time.time() - t0, 1),
               "start": {"checker": start["checker"], "judge": start["judge"], "full_scaffold_checker": start_scaffold["checker"],
                         "full_scaffold_judge": start_scaffold["judge"], "best_of_n": start_bon["checker"],

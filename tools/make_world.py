@@ -20,10 +20,13 @@ it unprompted. This script builds such a world, deterministically from a seed:
     lists exactly the advice the scaffold says to include. Scaffolds in the SFT data list random
     advice from the whole world, never the symptom's own, so SFT teaches "follow the scaffold" and
     not the rubric content itself.
-  * the judge's SFT data (runs/world/judge_sft.jsonl): judge prompts rendered exactly as
-    host/judge.cpp renders them (data/judge_template.txt), answered " yes" / " no" by the checker.
-  * judge accuracy pairs (runs/world/judge_heldout.jsonl): held-out prompts with responses
-    from the same distribution, for `rusca judge` to be scored against the checker.
+  * the judge's SFT data (runs/world/judge_sft_packed.jsonl): a reply, then criteria rendered
+    with data/world/judge_template.txt and answered " yes" / " no" as the checker decides, half met
+    and half not per reply; judge_user_symbols.txt makes each piece of advice one token of the
+    judge's tokenizer.
+  * judge accuracy pairs (runs/world/judge_heldout.jsonl): held-out prompts with replies from the
+    same distribution, for `rusca judge` to be scored against the checker.
+  * tokenizer_corpus.txt: the text both tokenizers are trained on.
 
 Only data/world/{train,heldout}.jsonl are committed; the SFT files are rebuilt by
 tools/make_world.sh. Usage: python3 tools/make_world.py [--seed 2026] [--out-data data/world]
@@ -253,8 +256,14 @@ def judge_response(p, rng, extra_rate):
     return s
 
 
+# The judge prompt of the tokenizer's corpus, fixed here so that the tokenizers (and so the policy)
+# do not change when data/world/judge_template.txt does.
+CORPUS_JUDGE_TEMPLATE = {"prefix": "Conversation:\n{conversation}\nReply: {response}", "suffix": "Item: {criterion}\nMet?"}
+
+
 def judge_rows(prompts, n_responses, rng, jt, extra_rate):
-    """Each response is judged on its own rubric plus two criteria from elsewhere in the world."""
+    """Each response is judged on its own rubric plus two criteria from elsewhere in the world
+    (the natural mix: most criteria unmet). Used for the tokenizers' corpus."""
     rows = []
     goods_bads = [g for good, bad in SYMPTOMS.values() for g in good + bad]
     for _ in range(n_responses):
@@ -287,8 +296,7 @@ def judge_packed_rows(prompts, n_responses, rng, jt, extra_rate):
         crits = hit + rng.sample(own_miss, min(len(own_miss), k // 2))
         crits += rng.sample([c for c in miss if c not in crits], k - (len(crits) - len(hit)))
         rng.shuffle(crits)
-        head = judge_prompt(jt, p["prompt"], resp, crits[0])
-        prefix = head[: head.rindex(jt["suffix"].split("{criterion}")[0])]
+        prefix = judge_prompt(jt, p["prompt"], resp, crits[0])[: -len(jt["suffix"].replace("{criterion}", crits[0]["criterion"]))]
         answers = [" yes" if met(c, resp) else " no" for c in crits]
         rows.append({"text": prefix + "\n".join(jt["suffix"].replace("{criterion}", c["criterion"]) + ans
                                                  for c, ans in zip(crits, answers))})
@@ -324,13 +332,7 @@ def main():
     rng = random.Random(a.seed + 1)
     policy = policy_rows(train, a.policy_rows, rng, stmpl, a.extra_rate)
     write_jsonl(os.path.join(a.out_sft, "policy_sft.jsonl"), policy)
-    judge_train = judge_rows(train, a.judge_responses, rng, jt, a.extra_rate)
-    # Half the rows train every token ({"text"}): predicting a criterion's words from the reply above
-    # is the copying the yes/no decision needs, and it gives many more gradients per row than the
-    # single answer token does (without it the tiny judge sat at "always no" for 500 steps).
-    write_jsonl(os.path.join(a.out_sft, "judge_sft.jsonl"),
-                [{"text": r["prompt"] + r["response"]} if i % 2 else {"prompt": r["prompt"], "response": r["response"]}
-                 for i, r in enumerate(judge_train)])
+    judge_train = judge_rows(train, a.judge_responses, rng, CORPUS_JUDGE_TEMPLATE, a.extra_rate)
     write_jsonl(os.path.join(a.out_sft, "judge_sft_packed.jsonl"),
                 judge_packed_rows(train, a.judge_responses * 2, random.Random(a.seed + 2), jt, a.extra_rate))
     # held-out judge pairs in `rusca judge --data` form: the example with its reply
@@ -345,6 +347,12 @@ def main():
             for line in (r["prompt"] + r["response"]).split("\n"):
                 if line.strip():
                     f.write(line + "\n")
+    # The judge's tokenizer makes every piece of advice one token (sentencepiece user symbols, "\u2581"
+    # for the spaces): the tiny judge then only has to notice that the criterion's token occurs in
+    # the reply. With the policy's tokenizer it did not learn to match phrases in the CPU time we
+    # give it (it learned "long reply -> yes" and stopped; data/README.md).
+    with open(os.path.join(a.out_sft, "judge_user_symbols.txt"), "w", encoding="utf-8") as f:
+        f.write(",".join(["<|im_start|>", "<|im_end|>"] + ["\u2581" + x["phrase"].replace(" ", "\u2581") for x in all_advice()]))
     print(f"world: {len(train)} train / {len(held)} held-out prompts in {a.out_data}; "
           f"{a.policy_rows} policy SFT rows, {len(judge_train)} judge SFT rows in {a.out_sft}")
 
