@@ -2,7 +2,7 @@
 # CUDA sources (cuda/*.cu) are compiled for sm_90a (+ compute_90 PTX) whenever nvcc exists,
 # even on machines without a GPU; without nvcc we build the CPU backend only and say so.
 #   make            build build/rusca            make test    build and run every test
-#   make demo       train the tiny model on CPU  make bench   CPU training benchmark
+#   make demo       RuscaRL on the shipped world make bench   CPU training benchmark
 #   make -j2        builds in parallel; translation units are kept small on purpose.
 
 CXX      ?= g++
@@ -67,7 +67,9 @@ $(BUILD)/rusca_tests: $(TEST_OBJS) $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
 test: $(BUILD)/rusca $(BUILD)/rusca_tests
 	@$(BUILD)/rusca_tests
 
-demo: $(BUILD)/rusca
+# The demo builds with every core (a clean clone should reach training in minutes), then runs.
+demo:
+	@$(MAKE) --no-print-directory -j$$(nproc) $(BUILD)/rusca
 	tools/demo.sh
 
 bench: $(BUILD)/rusca
