@@ -30,7 +30,7 @@ build/rusca rl --policy $W/policy "${judge[@]}" --tokenizer $W/tokenizer.model \
     --data $W/train.jsonl --eval-data $W/heldout.jsonl $(cat $W/rl_args.txt) --scaffold sigmoid --reward "${REWARD:-checker}" --out $out "$@"
 
 echo "-- held-out score after RuscaRL, no scaffold:"
-build/rusca eval --policy "$(cat $out/latest)" "${common[@]}" --json $out/after.json
+build/rusca eval --policy "$out/$(cat $out/latest)" "${common[@]}" --json $out/after.json
 
 # matplotlib for the plot: pip (user site) when missing, Debian's package as a fallback.
 if ! python3 -c 'import matplotlib' 2>/dev/null; then
@@ -55,6 +55,6 @@ for name, r in (("start policy", b), ("start policy + full scaffold", s), ("afte
           f"{r['judge']['score']:.3f} +- {r['judge']['score_std']:.3f}")
 ag = a["judge_agreement"]
 print(f"   judge vs checker after training: {100*ag['positive']:.1f}% of positive, {100*ag['negative']:.1f}% of negative criteria")
-print(f"   metrics: {out}/metrics.jsonl   plot: {out}/rl.png   checkpoint: {open(out + '/latest').read().strip()}")
+print(f"   metrics: {out}/metrics.jsonl   plot: {out}/rl.png   checkpoint: {out}/{open(out + '/latest').read().strip()}")
 PY
 echo "demo wall time: $(( $(date +%s) - start )) s"

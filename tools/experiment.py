@@ -47,17 +47,31 @@ def evaluate(policy, out_json, best_of_n, seed=1):
         return json.load(f)
 
 
+def finished(d):
+    """The run in d reached its last step (its metrics hold every step and a final checkpoint exists)."""
+    steps = int(rl_args()[rl_args().index("--steps") + 1])
+    try:
+        with open(f"{d}/metrics.jsonl", encoding="utf-8") as f:
+            last = [json.loads(line) for line in f if line.strip()][-1]
+        return last.get("step") == steps and os.path.exists(f"{d}/latest")
+    except (OSError, IndexError, ValueError):
+        return False
+
+
 def train_and_score(schedule, seed, out, best_of_n):
     d = f"{out}/{schedule}-seed{seed}"
     os.makedirs(d, exist_ok=True)
-    t0 = time.time()
-    run(["build/rusca", "rl", "--policy", f"{W}/policy", *JUDGE, "--tokenizer", f"{W}/tokenizer.model", "--data", f"{W}/train.jsonl", "--eval-data", f"{W}/heldout.jsonl",
-         *rl_args(), "--scaffold", schedule, "--seed", str(seed), "--reward", REWARD, "--out", d, "--threads", "1"], f"{d}/rl.log")
-    seconds = time.time() - t0
+    if not finished(d):  # a run finished earlier (same settings) is scored again, not retrained
+        run(["build/rusca", "rl", "--policy", f"{W}/policy", *JUDGE, "--tokenizer", f"{W}/tokenizer.model",
+             "--data", f"{W}/train.jsonl", "--eval-data", f"{W}/heldout.jsonl",
+             *rl_args(), "--scaffold", schedule, "--seed", str(seed), "--reward", REWARD, "--out", d, "--threads", "1"],
+            f"{d}/rl.log")
     with open(f"{d}/latest", encoding="utf-8") as f:
-        ckpt = f.read().strip()
+        ckpt = os.path.join(d, f.read().strip())  # `latest` names the checkpoint inside the run directory
     with open(f"{d}/metrics.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
+    # the run's own time (rollouts, reward, updates, held-out evals), also for a reused run
+    seconds = sum(r.get(k, 0) for r in rows for k in ("rollout_s", "judge_s", "update_s", "eval_s"))
     final = evaluate(ckpt, f"{d}/eval.json", 1)
     bon = evaluate(ckpt, f"{d}/eval_bon.json", best_of_n)
     curve = [{k: r[k] for k in ("step", "eval_checker_score", "eval_score") if k in r} for r in rows if "eval_score" in r]
