@@ -29,7 +29,7 @@ def main():
         sys.exit(__doc__)
     rows = load(sys.argv[1])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key, label, style in [("reward_mean", "training reward (rollouts, judge)", "-"),
+    for key, label, style in [("reward_mean", "training reward (mean over rollouts)", "-"),
                               ("lambda_step", "scaffold ratio lambda", "--"),
                               ("eval_checker_score", "held-out score, no scaffold (checker)", "o-"),
                               ("eval_score", "held-out score, no scaffold (judge)", "x:")]:
