@@ -111,7 +111,7 @@ def plot(result, path):
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("RL step")
     ax.set_ylabel("held-out score, no scaffold (checker)")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title("RuscaRL vs plain rubric GRPO on the shipped world (mean, band = min..max over seeds)")
