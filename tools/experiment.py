@@ -47,6 +47,27 @@ def evaluate(policy, out_json, best_of_n, seed=1):
         return json.load(f)
 
 
+def judge_accuracy(out):
+    """The judge against the checker on held-out (reply, criterion) pairs (tools/make_world.py writes
+    them to runs/world/judge_heldout.jsonl), positive and negative criteria apart, as `rusca judge`
+    counts them."""
+    pairs = "runs/world/judge_heldout.jsonl"
+    if not os.path.exists(pairs):
+        subprocess.run(["python3", "tools/make_world.py", "--out-data", f"{out}/world_check"], check=True,
+                       stdout=subprocess.DEVNULL)
+    log = f"{out}/judge_heldout.log"
+    run(["build/rusca", "judge", "--judge", f"{W}/judge", "--tokenizer", f"{W}/judge_tokenizer.model", "--template",
+         f"{W}/judge_template.txt", "--data", pairs, "--out", f"{out}/judge_heldout_verdicts.jsonl", "--device", "cpu"], log)
+    agree = {"positive": [0, 0], "negative": [0, 0]}  # [agreeing, total]
+    with open(f"{out}/judge_heldout_verdicts.jsonl", encoding="utf-8") as f:
+        for line in f:
+            for c in json.loads(line)["criteria"]:
+                k = agree["positive" if c["points"] > 0 else "negative"]
+                k[0] += c["met"] == c["checker_met"]
+                k[1] += 1
+    return {k: {"accuracy": a / n, "pairs": n} for k, (a, n) in agree.items()} | {"data": pairs}
+
+
 def finished(d):
     """The run in d reached its last step (its metrics hold every step and a final checkpoint exists)."""
     steps = int(rl_args()[rl_args().index("--steps") + 1])
@@ -129,7 +150,17 @@ def main():
     ap.add_argument("--reward", default="judge", choices=["judge", "checker"], help="what rewards the rollouts")
     ap.add_argument("--out", default="runs/experiment")
     ap.add_argument("--json", default=f"bench/results/world-experiment-{datetime.date.today().isoformat()}.json")
+    ap.add_argument("--judge-accuracy-into", metavar="JSON", help="only add the judge's held-out accuracy to this result file")
     a = ap.parse_args()
+    if a.judge_accuracy_into:
+        with open(a.judge_accuracy_into, encoding="utf-8") as f:
+            result = json.load(f)
+        os.makedirs(a.out, exist_ok=True)
+        result["judge_accuracy_heldout"] = judge_accuracy(a.out)
+        with open(a.judge_accuracy_into, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        print(json.dumps(result["judge_accuracy_heldout"]))
+        return
     global REWARD
     REWARD = a.reward
     os.makedirs(a.out, exist_ok=True)
@@ -153,7 +184,7 @@ def main():
               "start": {"checker": start["checker"], "judge": start["judge"], "full_scaffold_checker": start_scaffold["checker"],
                         "full_scaffold_judge": start_scaffold["judge"], "best_of_n": start_bon["checker"],
                         "judge_agreement": start["judge_agreement"]},
-              "by_schedule": {}, "runs": runs}
+              "judge_accuracy_heldout": judge_accuracy(a.out), "by_schedule": {}, "runs": runs}
     for s in a.schedules:
         rs = [r for r in runs if r["schedule"] == s]
         result["by_schedule"][s] = {"label": SCHEDULES[s], "checker": summary(rs, "checker"), "judge": summary(rs, "judge"),
