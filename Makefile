@@ -4,7 +4,7 @@
 # The emulator build compiles the same CUDA sources with g++ against cuda/emu/ (the SIMT emulator)
 # whenever CUDA's headers exist: build/rusca-emu and build/rusca_emu_tests (the GPU tests).
 #   make            build build/rusca            make test    build and run every test (both binaries)
-#   make demo       train the tiny model on CPU  make bench   CPU training benchmark
+#   make demo       RuscaRL on the shipped world make bench   CPU training benchmark
 #   make -j2        builds in parallel; translation units are kept small on purpose.
 
 CXX      ?= g++
@@ -154,7 +154,9 @@ test: check-sources test-bins
 check-sources:
 	@tools/check_sources.sh
 
-demo: $(BUILD)/rusca
+# The demo builds with every core (a clean clone should reach training in minutes), then runs.
+demo:
+	@$(MAKE) --no-print-directory -j$$(nproc) $(BUILD)/rusca
 	tools/demo.sh
 
 bench: $(BUILD)/rusca

@@ -15,5 +15,6 @@ void add_generate_command(CLI::App& app);   // cmd_generate.cpp: JSONL prompts -
 void add_judge_command(CLI::App& app);      // cmd_judge.cpp: responses x rubrics -> verdicts, rewards
 void add_rl_command(CLI::App& app);         // cmd_rl.cpp: the RuscaRL trainer
 void add_eval_command(CLI::App& app);       // cmd_eval.cpp: held-out rubric score without scaffold
+void add_export_command(CLI::App& app);     // cmd_export.cpp: a checkpoint's model in f32 / bf16 / f16
 
 }  // namespace rusca

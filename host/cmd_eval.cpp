@@ -1,18 +1,45 @@
-// cmd_eval.cpp: `rusca eval`, the held-out rubric score of a policy, without scaffold.
+// cmd_eval.cpp: `rusca eval`, the held-out rubric score of a policy: without scaffold by default,
+// with every criterion shown (--full-scaffold) to measure what the scaffold gives, and Best-of-N
+// (--best-of-n) to measure what the policy can reach rather than what it usually writes.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "error.h"
 #include "eval.h"
+#include "fileio.h"
 #include "model.h"
 
 namespace rusca {
 
+namespace {
+
+nlohmann::json score_json(const EvalScore& s) {
+    return {{"score", s.score}, {"score_std", s.score_std}, {"mean_reward", s.mean_reward}};
+}
+
+// One JSON object with everything printed, for scripts (tools/experiment.py).
+nlohmann::json eval_json(const EvalResult& r, size_t prompts, int best_of_n, bool full_scaffold) {
+    nlohmann::json j = {{"prompts", prompts}, {"best_of_n", best_of_n}, {"full_scaffold", full_scaffold},
+                        {"judge", score_json(r.judge)}, {"tokens", r.tokens}, {"seconds", r.seconds}};
+    if (r.has_checker) {
+        j["checker"] = score_json(r.checker);
+        j["judge_agreement"] = {{"positive", r.n_pos ? double(r.agree_pos) / r.n_pos : 1.0}, {"n_positive", r.n_pos},
+                                {"negative", r.n_neg ? double(r.agree_neg) / r.n_neg : 1.0}, {"n_negative", r.n_neg}};
+    }
+    return j;
+}
+
+}  // namespace
+
 void add_eval_command(CLI::App& app) {
     struct Args {
         std::string policy, tokenizer, judge, judge_tokenizer, data, templ = "data/judge_template.txt";
+        std::string scaffold_template = "data/scaffold_template.txt", json_out;
         std::string yes = " yes", no = " no";
-        int limit = 0;
+        int limit = 0, best_of_n = 1;
+        bool full_scaffold = false;
         uint64_t seed = 1;
         GenerateOptions gen;
     };
@@ -26,10 +53,20 @@ void add_eval_command(CLI::App& app) {
     cmd->add_option("--data", a->data, "Rubric JSONL")->required()->check(CLI::ExistingFile);
     cmd->add_option("--limit", a->limit, "First N examples only (0: all)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--judge-template", a->templ, "Judge prompt")->capture_default_str()->check(CLI::ExistingFile);
+    cmd->add_option("--yes", a->yes, "Judge answer word for met")->capture_default_str();
+    cmd->add_option("--no", a->no, "Judge answer word for not met")->capture_default_str();
+    cmd->add_option("--best-of-n", a->best_of_n, "Completions per prompt; a prompt scores its best (per grader)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 4096));
+    cmd->add_flag("--full-scaffold", a->full_scaffold, "Show every criterion as a scaffold (what the scaffold gives)");
+    cmd->add_option("--scaffold-template", a->scaffold_template, "Scaffold wording for --full-scaffold")
+        ->capture_default_str()
+        ->check(CLI::ExistingFile);
     cmd->add_option("--temperature", a->gen.sampling.temperature, "0: greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
     cmd->add_option("--top-p", a->gen.sampling.top_p, "Nucleus mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--max-new-tokens", a->gen.max_new_tokens, "Response length limit")->capture_default_str()->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--seed", a->seed, "Sampling and bootstrap seed")->capture_default_str();
+    cmd->add_option("--json", a->json_out, "Also write the result as one JSON object to this file");
     cmd->callback([a] {
         std::vector<RubricExample> data = load_rubric_jsonl(a->data);
         if (a->limit > 0 && size_t(a->limit) < data.size()) data.resize(a->limit);
@@ -38,9 +75,22 @@ void add_eval_command(CLI::App& app) {
         Tokenizer tok(tok_path), judge_tok(judge_tokenizer_path(a->judge_tokenizer, a->judge, tok_path));
         CpuInference policy_inf(policy->config, policy->params()), judge_inf(judge_model->config, judge_model->params());
         Judge judge(judge_inf, judge_tok, JudgeTemplate::load(a->templ), a->yes, a->no);
-        EvalResult r = evaluate(policy_inf, tok, judge, data, a->gen, a->seed);
-        std::printf("eval: %zu prompts, score %.4f +- %.4f (mean reward %.4f), %ld tokens generated, %.1f s\n", data.size(),
-                    r.score, r.score_std, r.mean_reward, r.tokens, r.seconds);
+        ScaffoldTemplate scaffold;
+        EvalOptions eo;
+        eo.gen = a->gen, eo.seed = a->seed, eo.best_of_n = a->best_of_n;
+        if (a->full_scaffold) scaffold = ScaffoldTemplate::load(a->scaffold_template), eo.scaffold = &scaffold;
+        EvalResult r = evaluate(policy_inf, tok, judge, data, eo);
+        std::printf("eval: %zu prompts x %d completion%s%s, score %.4f +- %.4f by the judge (mean reward %.4f)", data.size(),
+                    a->best_of_n, a->best_of_n > 1 ? "s (best of N)" : "", a->full_scaffold ? " with full scaffold" : "",
+                    r.judge.score, r.judge.score_std, r.judge.mean_reward);
+        if (r.has_checker)
+            std::printf(", %.4f +- %.4f by the checker; judge agrees with the checker on %.1f%% of %ld positive and "
+                        "%.1f%% of %ld negative criteria",
+                        r.checker.score, r.checker.score_std, 100.0 * r.agree_pos / std::max(r.n_pos, 1L), r.n_pos,
+                        100.0 * r.agree_neg / std::max(r.n_neg, 1L), r.n_neg);
+        std::printf("; %ld tokens generated, %.1f s\n", r.tokens, r.seconds);
+        if (!a->json_out.empty())
+            write_file_atomic(a->json_out, eval_json(r, data.size(), a->best_of_n, a->full_scaffold).dump(2) + "\n");
     });
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "checker.h"
 #include "cli.h"
 #include "error.h"
 #include "engine.h"
@@ -68,6 +69,17 @@ std::map<std::string, std::vector<std::string>> read_generated(const std::string
     return by_id;
 }
 
+// Judge vs programmatic checker (criteria with a "check" field), counted apart for positive and
+// negative criteria: a judge can be right about what to include and wrong about what to avoid.
+struct CheckerAgreement {
+    long agree[2] = {0, 0}, n[2] = {0, 0};  // [0]: negative points, [1]: positive
+    void add(const Criterion& c, bool judged, bool truth, json& entry) {
+        entry["checker_met"] = truth;
+        n[c.points > 0]++, agree[c.points > 0] += judged == truth;
+    }
+    double percent(bool positive) const { return n[positive] ? 100.0 * agree[positive] / n[positive] : 100.0; }
+};
+
 void run_judge(const JudgeArgs& a) {
     std::vector<RubricExample> examples;
     std::vector<std::vector<std::string>> responses;
@@ -101,6 +113,7 @@ void run_judge(const JudgeArgs& a) {
     check(out.good(), a.out + ": cannot open for writing");
     std::vector<double> rewards;
     long criteria = 0;
+    CheckerAgreement agreement;
     for (size_t i = 0, e = 0, k = 0; i < items.size(); i++) {
         const RubricExample& ex = *items[i].example;
         std::vector<bool> met;
@@ -110,6 +123,7 @@ void run_judge(const JudgeArgs& a) {
             met.push_back(v.met);
             list.push_back({{"criterion", ex.rubrics[c].text}, {"points", ex.rubrics[c].points}, {"met", v.met},
                             {"p_yes", v.p_yes}});
+            if (has_check(ex.rubrics[c])) agreement.add(ex.rubrics[c], v.met, checker_met(ex.rubrics[c], items[i].response), list.back());
         }
         criteria += long(met.size());
         rewards.push_back(rubric_reward(ex, met));
@@ -123,6 +137,9 @@ void run_judge(const JudgeArgs& a) {
                  "rusca judge: %zu responses, %ld criteria in %.2f s (%.1f criteria/s); mean reward %.4f, "
                  "score (mean clipped to [0,1]) %.4f -> %s\n",
                  items.size(), criteria, secs, criteria / secs, mean, clipped_mean_score(rewards), a.out.c_str());
+    if (agreement.n[0] + agreement.n[1] > 0)
+        std::fprintf(stderr, "rusca judge: agrees with the checker on %.2f%% of %ld positive and %.2f%% of %ld negative criteria\n",
+                     agreement.percent(true), agreement.n[1], agreement.percent(false), agreement.n[0]);
 }
 
 }  // namespace

@@ -58,6 +58,10 @@ void add_rl_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--scaffold-template", o->scaffold_template, "Scaffold wording")->capture_default_str()->check(CLI::ExistingFile);
     cmd->add_option("--judge-template", o->judge_template, "Judge prompt")->capture_default_str()->check(CLI::ExistingFile);
+    auto reward = std::make_shared<std::string>("judge");
+    cmd->add_option("--reward", *reward, "judge (the LLM judge) | checker (the programmatic checker of criteria with a \"check\")")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"judge", "checker"}));
     cmd->add_option("--yes", o->yes, "Judge answer word for met")->capture_default_str();
     cmd->add_option("--no", o->no, "Judge answer word for not met")->capture_default_str();
     cmd->add_option("--seed", o->seed, "Seed: data order, scaffolds, sampling")->capture_default_str();
@@ -68,7 +72,8 @@ void add_rl_command(CLI::App& app) {
     cmd->add_flag("--schedule-only", o->schedule_only, "Log the scaffold plan (lambda, criteria shown) of every step; no training");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", o->quiet, "No progress lines");
-    cmd->callback([o, decay, agg, adv] {
+    cmd->callback([o, decay, agg, adv, reward] {
+        o->checker_reward = *reward == "checker";
         o->scaffold = *decay != "none";
         if (o->scaffold) o->schedule.decay = parse_step_decay(*decay);
         o->loss.agg = cpu::parse_grpo_agg(*agg);

@@ -1,36 +1,81 @@
-// eval.cpp: generate (bare prompt), judge, score.
+// eval.cpp: generate (bare or fully scaffolded prompt, N per prompt), judge, check, score.
 #include "eval.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "chat.h"
+#include "checker.h"
+#include "error.h"
 
 namespace rusca {
 
+namespace {
+
+// The prefix of every completion of `ex`: BOS alone, or BOS + a system turn listing all criteria.
+std::vector<int> eval_prefix(const Tokenizer& tok, const RubricExample& ex, const ScaffoldTemplate* scaffold) {
+    if (!scaffold) return chat_prefix_tokens(tok, "", ex.prompt);
+    std::vector<const Criterion*> all;
+    for (const Criterion& c : ex.rubrics) all.push_back(&c);
+    return chat_prefix_tokens(tok, scaffold->render(all), ex.prompt);
+}
+
+// Best-of-N: a prompt's reward is the best of its completions' rewards.
+EvalScore score_of(const std::vector<std::vector<double>>& per_completion, uint64_t seed) {
+    EvalScore s;
+    for (const std::vector<double>& r : per_completion) {
+        s.rewards.push_back(*std::max_element(r.begin(), r.end()));
+        s.mean_reward += s.rewards.back() / double(per_completion.size());
+    }
+    s.score = clipped_mean_score(s.rewards);
+    s.score_std = bootstrap_std(s.rewards, 1000, seed);
+    return s;
+}
+
+}  // namespace
+
 EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judge& judge,
-                    const std::vector<RubricExample>& data, const GenerateOptions& gen, uint64_t seed) {
+                    const std::vector<RubricExample>& data, const EvalOptions& opt) {
+    check(opt.best_of_n >= 1, "eval: best-of-n must be at least 1");
     auto t0 = std::chrono::steady_clock::now();
+    const int N = opt.best_of_n;
     std::vector<PromptGroup> groups;
-    for (const RubricExample& ex : data) groups.push_back({chat_prompt_tokens(tok, ex.prompt), {chat_prefix_tokens(tok, "", ex.prompt)}});
-    GenerateOptions opt = gen;
-    opt.stop_tokens = chat_stop_tokens(tok);
-    opt.seed = seed;
-    auto completions = generate(policy, groups, opt);
-    std::vector<JudgeItem> items;
+    for (const RubricExample& ex : data)
+        groups.push_back({chat_prompt_tokens(tok, ex.prompt), std::vector<std::vector<int>>(N, eval_prefix(tok, ex, opt.scaffold))});
+    GenerateOptions gen = opt.gen;
+    gen.stop_tokens = chat_stop_tokens(tok);
+    gen.seed = opt.seed;
+    auto completions = generate(policy, groups, gen);
+
+    // The judge never sees the scaffold: items hold the bare example and the response.
     EvalResult r;
-    for (size_t i = 0; i < data.size(); i++) {
-        items.push_back({&data[i], completion_text(tok, completions[i][0])});
-        r.tokens += long(completions[i][0].tokens.size());
-    }
+    std::vector<JudgeItem> items;
+    r.responses.resize(data.size());
+    for (size_t i = 0; i < data.size(); i++)
+        for (const Completion& c : completions[i]) {
+            items.push_back({&data[i], completion_text(tok, c)});
+            r.responses[i].push_back(items.back().response);
+            r.tokens += long(c.tokens.size());
+        }
     auto verdicts = judge.judge(items);
-    for (size_t i = 0; i < data.size(); i++) {
+    r.has_checker = all_checked(data);
+    std::vector<std::vector<double>> by_judge(data.size()), by_checker(data.size());
+    for (size_t k = 0; k < items.size(); k++) {
+        const RubricExample& ex = *items[k].example;
         std::vector<bool> met;
-        for (const Verdict& v : verdicts[i]) met.push_back(v.met);
-        r.rewards.push_back(rubric_reward(data[i], met));
-        r.mean_reward += r.rewards.back() / double(data.size());
+        for (const Verdict& v : verdicts[k]) met.push_back(v.met);
+        by_judge[k / N].push_back(rubric_reward(ex, met));
+        if (!r.has_checker) continue;
+        std::vector<bool> truth = checker_verdicts(ex, items[k].response);
+        by_checker[k / N].push_back(rubric_reward(ex, truth));
+        for (size_t c = 0; c < truth.size(); c++) {
+            bool positive = ex.rubrics[c].points > 0;
+            (positive ? r.n_pos : r.n_neg)++;
+            (positive ? r.agree_pos : r.agree_neg) += met[c] == truth[c];
+        }
     }
-    r.score = clipped_mean_score(r.rewards);
-    r.score_std = bootstrap_std(r.rewards, 1000, seed);
+    r.judge = score_of(by_judge, opt.seed);
+    if (r.has_checker) r.checker = score_of(by_checker, opt.seed);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
 }

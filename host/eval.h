@@ -1,22 +1,42 @@
-// eval.h: the held-out rubric score: one completion per prompt WITHOUT scaffold, judged, rewarded;
-// the score is the mean reward clipped to [0, 1] (HealthBench), with a bootstrap standard deviation.
+// eval.h: the held-out rubric score. Per prompt, N completions (N = 1 unless Best-of-N) of the bare
+// prompt (or, to measure what the scaffold gives, of the prompt behind a scaffold listing ALL its
+// criteria), judged, rewarded; the score is the mean of each prompt's best reward, clipped to
+// [0, 1] (HealthBench), with a bootstrap standard deviation. When every criterion carries a
+// programmatic check (host/checker.h) the same completions are also scored by the checker, and the
+// judge's verdicts are compared with the checker's, separately for positive and negative criteria.
 #pragma once
 #include <vector>
 
 #include "generate.h"
 #include "judge.h"
 #include "rubric.h"
+#include "scaffold.h"
 
 namespace rusca {
 
+struct EvalOptions {
+    GenerateOptions gen;
+    uint64_t seed = 1;
+    int best_of_n = 1;                          // completions per prompt; each grader keeps its best
+    const ScaffoldTemplate* scaffold = nullptr;  // non-null: every criterion shown as a scaffold
+};
+
+struct EvalScore {
+    double score = 0, score_std = 0, mean_reward = 0;  // clipped mean of per-prompt best, bootstrap std
+    std::vector<double> rewards;                       // per prompt: the best of its N completions
+};
+
 struct EvalResult {
-    double score = 0, score_std = 0, mean_reward = 0;
-    std::vector<double> rewards;  // per example
-    long tokens = 0;              // generated
+    EvalScore judge;
+    bool has_checker = false;  // every criterion carries a check: `checker` and agreement are filled
+    EvalScore checker;
+    long agree_pos = 0, n_pos = 0, agree_neg = 0, n_neg = 0;  // judge == checker, per (completion, criterion)
+    std::vector<std::vector<std::string>> responses;          // [prompt][completion], for reports and tests
+    long tokens = 0;                                          // generated
     double seconds = 0;
 };
 
 EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judge& judge,
-                    const std::vector<RubricExample>& data, const GenerateOptions& gen, uint64_t seed);
+                    const std::vector<RubricExample>& data, const EvalOptions& opt);
 
 }  // namespace rusca

@@ -38,9 +38,15 @@ Judge::Judge(const CpuInference& model, const Tokenizer& tok, JudgeTemplate tmpl
     for (int c = 0; c < C; c++) w_diff_[c] = lm[size_t(yes_id_) * C + c] - lm[size_t(no_id_) * C + c];
 }
 
+// BOS first, as in every sequence `rusca sft` trains on: a judge trained with our own pipeline
+// (data/world_judge) saw its prompts that way.
 std::vector<int> Judge::prefix_tokens(const JudgeItem& item) const {
-    return tok_.encode(substitute(tmpl_.prefix, {{"{conversation}", render_conversation(item.example->prompt)},
-                                                 {"{response}", item.response}}) + "\n");
+    std::vector<int> ids;
+    if (tok_.bos_id() >= 0) ids.push_back(tok_.bos_id());
+    std::vector<int> text = tok_.encode(substitute(tmpl_.prefix, {{"{conversation}", render_conversation(item.example->prompt)},
+                                                                  {"{response}", item.response}}) + "\n");
+    ids.insert(ids.end(), text.begin(), text.end());
+    return ids;
 }
 
 std::vector<int> Judge::suffix_tokens(const Criterion& c) const {

@@ -41,7 +41,7 @@ public:
     std::vector<std::vector<Verdict>> judge(const std::vector<JudgeItem>& items) const;
     // The reference path: one full prefill of the whole prompt for one criterion.
     Verdict judge_full(const JudgeItem& item, int criterion) const;
-    // Token ids of the judge prompt's two parts for an item (and one criterion).
+    // Token ids of the judge prompt's two parts: BOS + conversation + response (shared), one criterion.
     std::vector<int> prefix_tokens(const JudgeItem& item) const;
     std::vector<int> suffix_tokens(const Criterion& c) const;
     int yes_id() const { return yes_id_; }

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     rusca::add_forward_command(app);
     rusca::add_generate_command(app);
     rusca::add_judge_command(app);
+    rusca::add_export_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

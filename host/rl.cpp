@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat.h"
+#include "checker.h"
 #include "checkpoint.h"
 #include "error.h"
 #include "eval.h"
@@ -136,6 +137,45 @@ json mean_by_rollout(const std::vector<Rollout>& rs, int G, double (*get)(const 
     return out;
 }
 
+// --reward checker: the programmatic checker's verdicts in the judge's shape (an exact reward, to
+// tell the judge's errors apart from the algorithm's on the shipped world).
+std::vector<std::vector<Verdict>> checker_judgements(const std::vector<JudgeItem>& items) {
+    std::vector<std::vector<Verdict>> out;
+    for (const JudgeItem& it : items) {
+        out.emplace_back();
+        for (bool met : checker_verdicts(*it.example, it.response)) out.back().push_back({met, met ? 1.0f : 0.0f, 0.0f});
+    }
+    return out;
+}
+
+// The held-out score of the current policy without scaffold, by the judge and (when the data has
+// checks) by the programmatic checker, as metrics fields.
+json eval_metrics(Model& policy, const Tokenizer& tok, const Judge& judge, const std::vector<RubricExample>& held,
+                  const GenerateOptions& gen, uint64_t seed) {
+    CpuInference now(policy.config, policy.params());
+    EvalOptions eo;
+    eo.gen = gen, eo.seed = seed;
+    EvalResult e = evaluate(now, tok, judge, held, eo);
+    json m = {{"eval_score", e.judge.score}, {"eval_score_std", e.judge.score_std}, {"eval_s", e.seconds}};
+    if (e.has_checker) {
+        m["eval_checker_score"] = e.checker.score, m["eval_checker_score_std"] = e.checker.score_std;
+        m["eval_judge_agree_pos"] = e.n_pos ? double(e.agree_pos) / e.n_pos : 1.0;
+        m["eval_judge_agree_neg"] = e.n_neg ? double(e.agree_neg) / e.n_neg : 1.0;
+    }
+    return m;
+}
+
+std::string eval_summary(const json& m) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "held-out score %.3f by the judge", m["eval_score"].get<double>());
+    std::string out = buf;
+    if (m.contains("eval_checker_score")) {
+        std::snprintf(buf, sizeof buf, ", %.3f by the checker", m["eval_checker_score"].get<double>());
+        out += buf;
+    }
+    return out;
+}
+
 void validate(const RlOptions& o) {
     check(o.steps > 0, "--steps must be positive");
     check(o.group >= 1 && o.prompts_per_step >= 1, "--group and --prompts-per-step must be positive");
@@ -156,8 +196,10 @@ RlResult run_rl(const RlOptions& opt) {
 
     // ---- set up: data, models, templates, optimizer, resume -------------------------------------
     const std::vector<RubricExample> data = load_rubric_jsonl(o.data);
-    const std::vector<RubricExample> eval_data = o.eval_data.empty() ? std::vector<RubricExample>{} : load_rubric_jsonl(o.eval_data);
+    std::vector<RubricExample> held = o.eval_data.empty() ? std::vector<RubricExample>{} : load_rubric_jsonl(o.eval_data);
+    if (o.eval_limit > 0 && size_t(o.eval_limit) < held.size()) held.resize(o.eval_limit);
     const ScaffoldTemplate scaffold_tmpl = ScaffoldTemplate::load(o.scaffold_template);
+    check(!o.checker_reward || all_checked(data), o.data + ": --reward checker needs a \"check\" on every criterion");
     std::unique_ptr<Model> policy = load_cpu_model(o.policy);
     const std::string tok_path = tokenizer_path(o.tokenizer, o.policy);
     Tokenizer tok(tok_path);
@@ -207,6 +249,12 @@ RlResult run_rl(const RlOptions& opt) {
     RlResult result;
     int step = start;
     const int last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
+    if (start == 0 && !held.empty() && o.eval_every > 0 && !o.schedule_only) {  // the starting point of the curve
+        json m0 = {{"step", 0}};
+        m0.update(eval_metrics(*policy, tok, *judge, held, gen, o.seed));
+        metrics << m0.dump() << "\n" << std::flush;
+        if (!o.quiet) std::fprintf(stderr, "step    0 | %s\n", eval_summary(m0).c_str());
+    }
     while (step < last && !stop.requested()) {
         step++;
         json m = {{"step", step}, {"lambda_step", o.scaffold ? o.schedule.lambda_step(step, o.steps) : 0.0}};
@@ -254,7 +302,7 @@ RlResult run_rl(const RlOptions& opt) {
         t0 = Clock::now();
         std::vector<JudgeItem> items;
         for (const Rollout& r : rollouts) items.push_back({prompts[r.prompt], completion_text(tok, r.completion)});
-        auto verdicts = judge->judge(items);
+        auto verdicts = o.checker_reward ? checker_judgements(items) : judge->judge(items);
         std::vector<double> rewards;
         long criteria = 0, met_pos = 0, n_pos = 0, met_neg = 0, n_neg = 0;
         for (size_t k = 0; k < rollouts.size(); k++) {
@@ -312,12 +360,8 @@ RlResult run_rl(const RlOptions& opt) {
         m["update_s"] = seconds_since(t0), m["update_tokens_per_s"] = gen_tokens / seconds_since(t0);
 
         // 7. eval, metrics, checkpoint
-        if (!eval_data.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
-            std::vector<RubricExample> held(eval_data.begin(), eval_data.begin() +
-                                            (o.eval_limit > 0 ? std::min<size_t>(o.eval_limit, eval_data.size()) : eval_data.size()));
-            CpuInference now(policy->config, policy->params());
-            EvalResult e = evaluate(now, tok, *judge, held, gen, o.seed);
-            m["eval_score"] = e.score, m["eval_score_std"] = e.score_std, m["eval_s"] = e.seconds;
+        if (!held.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
+            m.update(eval_metrics(*policy, tok, *judge, held, gen, o.seed));
         }
         metrics << m.dump(-1, ' ', false, json::error_handler_t::replace) << "\n" << std::flush;
         if (!o.quiet)
@@ -327,6 +371,7 @@ RlResult run_rl(const RlOptions& opt) {
                          step, o.steps, m["lambda_step"].get<double>(), mean, std::sqrt(var), len, loss / n, kl / n,
                          clip / n, gnorm / n, m["rollout_s"].get<double>(), m["judge_s"].get<double>(),
                          m["update_s"].get<double>(), applied < int(minibatches.size()) ? " | SKIPPED UPDATE" : "");
+        if (!o.quiet && m.contains("eval_score")) std::fprintf(stderr, "step %4d | %s\n", step, eval_summary(m).c_str());
         if (o.save_every > 0 && step % o.save_every == 0 && step < last) result.last_checkpoint = save(step);
     }
     if (step > start && !o.schedule_only) result.last_checkpoint = save(step);

@@ -23,6 +23,7 @@ struct RlOptions {
     std::string scaffold_template = "data/scaffold_template.txt";
     std::string judge_template = "data/judge_template.txt";
     std::string yes = " yes", no = " no";       // the judge's answer words
+    bool checker_reward = false;                // reward from the programmatic checker, not the judge (ablation)
     // the step
     int steps = 10;
     int prompts_per_step = 64, group = 8;       // 64 prompts x 8 rollouts

@@ -3,6 +3,7 @@
 #include "rubric.h"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <fstream>
@@ -60,6 +61,22 @@ std::vector<Message> parse_prompt(const json& j, const std::string& where) {
     return msgs;
 }
 
+// "check": {"all_words": ["honey"]}: each word lower-case ASCII letters, digits or apostrophes (the
+// checker lower-cases the response and splits it into such words, so anything else never matches).
+std::vector<std::string> parse_check(const json& c, const std::string& at) {
+    if (!c.contains("check")) return {};
+    const json& k = c["check"];
+    check(k.is_object() && k.contains("all_words") && k.size() == 1,
+          at + ".check must be {\"all_words\": [words]} (the only check rusca knows)");
+    std::vector<std::string> words = string_list(k, "all_words", at + ".check.");
+    check(!words.empty(), at + ".check.all_words must not be empty");
+    for (const std::string& w : words)
+        for (unsigned char ch : w)
+            check(std::islower(ch) || std::isdigit(ch) || ch == '\'',
+                  at + ".check.all_words: \"" + w + "\" is not one lower-case word of letters, digits or apostrophes");
+    return words;
+}
+
 std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
     check(j.contains("rubrics") && j["rubrics"].is_array() && !j["rubrics"].empty(),
           where + "field \"rubrics\" must be a non-empty list");
@@ -72,6 +89,7 @@ std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
         crit.text = c["criterion"].get<std::string>();
         crit.points = parse_points(c, at + ".points");
         crit.tags = string_list(c, "tags", at + ".");
+        crit.check_words = parse_check(c, at);
         out.push_back(std::move(crit));
     }
     return out;

@@ -18,6 +18,9 @@ struct Criterion {
     std::string text;
     int points = 0;  // HealthBench uses -10..10
     std::vector<std::string> tags;
+    // Optional "check": {"all_words": [...]}: the programmatic checker's rule (host/checker.h),
+    // lower-cased words that must all occur in the response. Empty: no checker for this criterion.
+    std::vector<std::string> check_words;
 };
 
 struct RubricExample {

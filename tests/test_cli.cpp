@@ -1,5 +1,5 @@
 // test_cli.cpp: the rusca binary as a user runs it: help, flag errors that name the flag, clear
-// errors for bad files, and a SIGTERM'd training run that saves and resumes.
+// errors for bad files, a SIGTERM'd training run that saves and resumes, and export + eval.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -10,10 +10,13 @@
 #include <thread>
 
 #include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "host/checkpoint.h"
 #include "host/fileio.h"
 #include "host/model.h"
+#include "host/safetensors.h"
 
 using namespace rusca;
 
@@ -149,3 +152,38 @@ TEST(Cli, GenerateThenJudgeHealthBench) {
 }
 
 }  // namespace
+
+// `rusca export` writes bf16 weights that read back as the rounded fp32 ones; `rusca eval` on the
+// shipped world's data then reports the checker score, the judge's agreement with the checker per
+// criterion sign (counted over Best-of-N completions), and the same numbers as JSON.
+TEST(Cli, ExportBf16ThenEvalBestOfNWithChecker) {
+    char tmpl[] = "/tmp/rusca_cli_export_XXXXXX";
+    const std::string dir = mkdtemp(tmpl);
+    ModelConfig c = load_config("data/world_config.json");
+    c.hidden_size = 32, c.intermediate_size = 48, c.num_layers = 1, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 16;
+    ParamLayout layout(c);
+    std::vector<float> params(layout.total);
+    init_params(layout, params.data(), 7, 0.3f);
+    save_model(dir + "/f32", c, layout, params.data());
+
+    Result r = run("export --model " + dir + "/f32 --out " + dir + "/bf16 --dtype bf16");
+    ASSERT_EQ(r.status, 0) << r.out;
+    std::unique_ptr<Model> m = load_cpu_model(dir + "/bf16");
+    for (size_t i = 0; i < params.size(); i++)
+        ASSERT_EQ(m->params()[i], bf16_to_f32(f32_to_bf16(params[i]))) << "parameter " << i;
+    EXPECT_LT(read_file(dir + "/bf16/model.safetensors").size(), read_file(dir + "/f32/model.safetensors").size() * 6 / 10);
+    EXPECT_NE(run("export --model " + dir + "/f32 --out " + dir + "/x --dtype int8").status, 0);
+
+    r = run("eval --policy " + dir + "/bf16 --judge " + dir + "/bf16 --tokenizer data/world/tokenizer.model "
+            "--judge-template data/world/judge_template.txt --data data/world/heldout.jsonl --limit 3 --best-of-n 2 "
+            "--max-new-tokens 6 --json " + dir + "/eval.json");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_TRUE(contains(r.out, "by the checker")) << r.out;
+    nlohmann::json j = nlohmann::json::parse(read_file(dir + "/eval.json"));
+    EXPECT_EQ(j["prompts"], 3);
+    EXPECT_EQ(j["best_of_n"], 2);
+    EXPECT_EQ(j["judge_agreement"]["n_positive"], 3 * 2 * 4);  // 4 positive and 2 negative criteria per world prompt
+    EXPECT_EQ(j["judge_agreement"]["n_negative"], 3 * 2 * 2);
+    EXPECT_TRUE(j["checker"].contains("score"));
+    std::filesystem::remove_all(dir);
+}

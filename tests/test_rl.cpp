@@ -87,9 +87,12 @@ TEST(Rl, EndToEndOnCpuResumesExactly) {
     EXPECT_EQ(r.last_step, 3);
     EXPECT_TRUE(file_exists(full.out + "/checkpoint-000003/model.safetensors"));
     std::vector<json> a = read_metrics(full.out + "/metrics.jsonl");
-    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(a.size(), 4u);  // the starting policy's held-out score (step 0), then 3 steps
+    EXPECT_EQ(a[0]["step"], 0);
+    EXPECT_TRUE(a[0].contains("eval_score"));
+    EXPECT_FALSE(a[0].contains("eval_checker_score"));  // these rubrics carry no "check"
     bool some_signal = false;
-    for (const json& m : a) {
+    for (const json& m : std::vector<json>(a.begin() + 1, a.end())) {
         for (const char* key : {"lambda_step", "reward_mean", "reward_std", "loss", "kl", "clip_frac", "entropy",
                                 "grad_norm", "lr", "rollout_s", "judge_s", "update_s", "response_len_mean",
                                 "met_rate_positive", "met_rate_negative"}) {
@@ -108,8 +111,8 @@ TEST(Rl, EndToEndOnCpuResumesExactly) {
     part.stop_at = 0, part.resume = true;
     run_rl(part);
     std::vector<json> b = read_metrics(part.out + "/metrics.jsonl");
-    ASSERT_EQ(b.size(), 3u);
-    for (int i = 0; i < 3; i++) EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i + 1;
+    ASSERT_EQ(b.size(), 4u);  // the resumed half does not score step 0 again
+    for (int i = 0; i < 4; i++) EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i;
     EXPECT_EQ(read_file(full.out + "/checkpoint-000003/model.safetensors"),
               read_file(part.out + "/checkpoint-000003/model.safetensors"));
 }
@@ -151,6 +154,51 @@ TEST(Rl, LoggedScheduleMatchesTheFormula) {
             EXPECT_EQ(m["shown_by_rollout"][i - 1].get<double>(), std::nearbyint(lambda * 12)) << "step " << s << " rollout " << i;
         }
     }
+}
+
+}  // namespace
+
+namespace {
+
+// --reward checker: rollouts are rewarded by the programmatic checker; data without checks is refused.
+TEST(Rl, CheckerRewardNeedsChecksAndFollowsThem) {
+    TempDir d;
+    write_model(d.path + "/policy", 1, 0.3f);
+    write_model(d.path + "/judge", 2, 0.2f);
+    write_rubrics(d.path + "/rubrics.jsonl", 5, 4);
+    RlOptions o = tiny_run(d, "unchecked");
+    o.checker_reward = true;
+    expect_error([&] { run_rl(o); }, {"rubrics.jsonl", "--reward checker", "\"check\""});
+
+    // A positive criterion no reply can meet ("zzzq" is no word of the tokenizer's) and a negative
+    // one on words a random policy writes now and then: by the checker, nothing positive is ever
+    // met; the judge of these tests says yes to some of everything, so it would show here.
+    std::string out;
+    for (int i = 0; i < 3; i++) {
+        json ex = {{"prompt_id", "c" + std::to_string(i)}, {"prompt", "Mira is sick. What helps?"},
+                   {"rubrics", {{{"criterion", "Says zzzq"}, {"points", 2}, {"check", {{"all_words", {"zzzq"}}}}},
+                                {{"criterion", "Says a"}, {"points", -1}, {"check", {{"all_words", {"a"}}}}}}}};
+        out += ex.dump() + "\n";
+    }
+    write_file_atomic(d.path + "/checked.jsonl", out);
+    o = tiny_run(d, "checked");
+    o.data = o.eval_data = d.path + "/checked.jsonl";
+    o.checker_reward = true, o.steps = 2;
+    run_rl(o);
+    std::vector<json> rows = read_metrics(o.out + "/metrics.jsonl");
+    ASSERT_EQ(rows.size(), 3u);
+    EXPECT_EQ(rows[0]["eval_checker_score"].get<double>(), 0.0);
+    for (size_t s = 1; s < rows.size(); s++) {
+        EXPECT_EQ(rows[s]["met_rate_positive"].get<double>(), 0.0) << "step " << s;
+        EXPECT_NEAR(rows[s]["reward_mean"].get<double>(), -rows[s]["met_rate_negative"].get<double>() / 2, 1e-12);
+    }
+    write_model(d.path + "/judge", 5, 0.5f);  // a judge whose verdicts vary here
+    o.checker_reward = false, o.out = d.path + "/judged";
+    run_rl(o);
+    double judged_pos = 0;
+    for (const json& m : read_metrics(o.out + "/metrics.jsonl"))
+        if (m.contains("met_rate_positive")) judged_pos += m["met_rate_positive"].get<double>();
+    EXPECT_GT(judged_pos, 0.0) << "the test judge never says yes: the checker's zeros above prove nothing";
 }
 
 }  // namespace

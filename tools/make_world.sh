@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make_world.sh: rebuild the shipped rubric world from scratch, deterministically: the prompts and
+# rubrics (data/world/{train,heldout}.jsonl), the tokenizer (data/world/tokenizer.model), and the
+# two starting models, trained here with `rusca sft` and stored in bf16:
+#   data/world/policy  follows a scaffold when given one, answers plainly without (no rubric content)
+#   data/world/judge   trained to answer " yes" / " no" for (conversation, reply, criterion) as the
+#                      checker does (it does not yet: data/README.md)
+# About 40 minutes on 2 CPU cores (the two trainings run side by side, one thread each).
+# Run from anywhere; everything is written relative to the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make build/rusca >/dev/null
+W=data/world S=runs/world
+python3 tools/make_world.py --out-data $W --out-sft $S
+build/rusca tokenizer train --input $S/tokenizer_corpus.txt --model-prefix $W/tokenizer --vocab-size 512 \
+    --model-type bpe --user-symbols '<|im_start|>,<|im_end|>' | tail -n 1
+build/rusca tokenizer train --input $S/tokenizer_corpus.txt --model-prefix $W/judge_tokenizer --vocab-size 600 \
+    --model-type bpe --user-symbols "$(cat $S/judge_user_symbols.txt)" | tail -n 1
+rm -rf $S/policy_sft_run $S/judge_sft_run
+sft() {  # name, config, tokenizer, data, batch, sequence length, lr, warmup, steps, stop at
+    build/rusca sft --init-config "$2" --data "$4" --tokenizer "$3" --out $S/$1_sft_run --batch "$5" --seq "$6" \
+        --lr "$7" --warmup "$8" --steps "$9" --stop-at "${10}" --save-every 50 --threads 1 --seed 1 > $S/$1_sft.log 2>&1
+    tail -n 1 $S/$1_sft.log
+}
+sft policy data/world_config.json $W/tokenizer.model $S/policy_sft.jsonl 16 224 2e-3 50 1500 1500 &
+# the judge: a 600-step schedule stopped at step 300 (where the shipped one was taken)
+sft judge data/world_judge_config.json $W/judge_tokenizer.model $S/judge_sft_packed.jsonl 16 160 2e-3 30 600 300 &
+wait
+build/rusca export --model "$(cat $S/policy_sft_run/latest)" --out $W/policy --dtype bf16
+build/rusca export --model "$(cat $S/judge_sft_run/latest)" --out $W/judge --dtype bf16
+echo "world rebuilt in $W. The judge against the checker on held-out pairs:"
+build/rusca judge --judge $W/judge --tokenizer $W/judge_tokenizer.model --template $W/judge_template.txt \
+    --data $S/judge_heldout.jsonl --out $S/judge_heldout_verdicts.jsonl --device cpu 2>&1 | tail -n 1
