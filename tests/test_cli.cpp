@@ -17,6 +17,7 @@
 #include "host/fileio.h"
 #include "host/model.h"
 #include "host/safetensors.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace rusca;
 
@@ -173,6 +174,13 @@ TEST(Cli, ExportBf16ThenEvalBestOfNWithChecker) {
         ASSERT_EQ(m->params()[i], bf16_to_f32(f32_to_bf16(params[i]))) << "parameter " << i;
     EXPECT_LT(read_file(dir + "/bf16/model.safetensors").size(), read_file(dir + "/f32/model.safetensors").size() * 6 / 10);
     EXPECT_NE(run("export --model " + dir + "/f32 --out " + dir + "/x --dtype int8").status, 0);
+    // With a tokenizer, the folder carries it and a generation_config.json naming the stop ids.
+    r = run("export --model " + dir + "/f32 --out " + dir + "/hf --tokenizer data/world/tokenizer.model");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_TRUE(std::filesystem::exists(dir + "/hf/tokenizer.model"));
+    nlohmann::json gen = nlohmann::json::parse(read_file(dir + "/hf/generation_config.json"));
+    EXPECT_TRUE(gen.contains("eos_token_id")) << gen.dump();
+    EXPECT_EQ(Tokenizer(dir + "/hf").encode("hello"), Tokenizer("data/world/tokenizer.model").encode("hello"));
 
     r = run("eval --policy " + dir + "/bf16 --judge " + dir + "/bf16 --tokenizer data/world/tokenizer.model "
             "--judge-template data/world/judge_template.txt --data data/world/heldout.jsonl --limit 3 --best-of-n 2 "
