@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "cpu/ops.h"  // linear_forward (the LM head over CUDA hidden states)
 #include "model.h"
 #include "safetensors.h"
 
@@ -30,11 +31,25 @@ std::vector<int> parse_tokens(const std::string& text) {
     check(!ids.empty(), "--tokens: no token ids given");
     return ids;
 }
+
+// Logits [T, V] of one sequence. The CUDA backend never materializes logits, so there the trunk runs
+// on the device and its final hidden states meet the LM head here, in fp32.
+std::vector<float> sequence_logits(Model& model, const std::vector<int>& ids) {
+    const int T = int(ids.size()), C = model.config.hidden_size, V = model.config.vocab_size;
+    if (model.device() == std::string("cpu")) {
+        model.forward(ids.data(), nullptr, 1, T);
+        return model.logits();
+    }
+    const float* hidden = model.forward_hidden(ids.data(), 1, T);
+    std::vector<float> logits(size_t(T) * V);
+    cpu::linear_forward(logits.data(), hidden, model.params() + model.layout.lm_head, (const float*)nullptr, T, C, V);
+    return logits;
+}
 }  // namespace
 
 void add_forward_command(CLI::App& app) {
     struct Args {
-        std::string model, tokens, out;
+        std::string model, tokens, out, device = "auto";
     };
     auto a = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("forward", "Run a model on token ids; print the next-token argmax per "
@@ -44,13 +59,12 @@ void add_forward_command(CLI::App& app) {
         ->check(CLI::ExistingDirectory);
     cmd->add_option("--tokens", a->tokens, "Token ids separated by spaces, e.g. \"1 5 9\"")->required();
     cmd->add_option("--out", a->out, "Write tensor \"logits\" [T, V] (F32) to this .safetensors file");
+    cmd->add_option("--device", a->device, "cpu, cuda, or auto (CUDA when a GPU is present)")->capture_default_str();
     cmd->callback([a] {
-        std::unique_ptr<Model> model = load_cpu_model(a->model);
-        const ModelConfig& config = model->config;
+        std::unique_ptr<Model> model = load_model(a->model, resolve_device(a->device));
         std::vector<int> ids = parse_tokens(a->tokens);
-        const int T = int(ids.size()), V = config.vocab_size;
-        model->forward(ids.data(), nullptr, 1, T);
-        std::vector<float> logits = model->logits();
+        const int T = int(ids.size()), V = model->config.vocab_size;
+        std::vector<float> logits = sequence_logits(*model, ids);
         for (int t = 0; t < T; t++) {
             const float* row = &logits[size_t(t) * V];
             int best = int(std::max_element(row, row + V) - row);

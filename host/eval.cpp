@@ -7,7 +7,7 @@
 
 namespace rusca {
 
-EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judge& judge,
+EvalResult evaluate(InferenceEngine& policy, const Tokenizer& tok, InferenceEngine& judge_engine, const Judge& judge,
                     const std::vector<RubricExample>& data, const GenerateOptions& gen, uint64_t seed) {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<PromptGroup> groups;
@@ -15,14 +15,14 @@ EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judg
     GenerateOptions opt = gen;
     opt.stop_tokens = chat_stop_tokens(tok);
     opt.seed = seed;
-    auto completions = generate(policy, groups, opt);
+    auto completions = policy.generate(groups, opt);
     std::vector<JudgeItem> items;
     EvalResult r;
     for (size_t i = 0; i < data.size(); i++) {
         items.push_back({&data[i], completion_text(tok, completions[i][0])});
         r.tokens += long(completions[i][0].tokens.size());
     }
-    auto verdicts = judge.judge(items);
+    auto verdicts = judge_engine.judge(judge, items);
     for (size_t i = 0; i < data.size(); i++) {
         std::vector<bool> met;
         for (const Verdict& v : verdicts[i]) met.push_back(v.met);

@@ -44,6 +44,8 @@ struct RlOptions {
     bool schedule_only = false;                 // log the scaffold plan of every step, train nothing
     bool quiet = false;
     int threads = 0;
+    std::string device = "auto";                // cpu | cuda | auto (CUDA when a GPU is present)
+    double memory_budget_gb = 0;                // CUDA: plan against this much, not the card's free memory (0)
 };
 
 struct RlResult {
