@@ -8,7 +8,6 @@
 
 #include "cli.h"
 #include "error.h"
-#include "cpu/ops.h"  // linear_forward (the LM head over CUDA hidden states)
 #include "model.h"
 #include "safetensors.h"
 
@@ -32,19 +31,6 @@ std::vector<int> parse_tokens(const std::string& text) {
     return ids;
 }
 
-// Logits [T, V] of one sequence. The CUDA backend never materializes logits, so there the trunk runs
-// on the device and its final hidden states meet the LM head here, in fp32.
-std::vector<float> sequence_logits(Model& model, const std::vector<int>& ids) {
-    const int T = int(ids.size()), C = model.config.hidden_size, V = model.config.vocab_size;
-    if (model.device() == std::string("cpu")) {
-        model.forward(ids.data(), nullptr, 1, T);
-        return model.logits();
-    }
-    const float* hidden = model.forward_hidden(ids.data(), 1, T);
-    std::vector<float> logits(size_t(T) * V);
-    cpu::linear_forward(logits.data(), hidden, model.params() + model.layout.lm_head, (const float*)nullptr, T, C, V);
-    return logits;
-}
 }  // namespace
 
 void add_forward_command(CLI::App& app) {
@@ -64,7 +50,8 @@ void add_forward_command(CLI::App& app) {
         std::unique_ptr<Model> model = load_model(a->model, resolve_device(a->device));
         std::vector<int> ids = parse_tokens(a->tokens);
         const int T = int(ids.size()), V = model->config.vocab_size;
-        std::vector<float> logits = sequence_logits(*model, ids);
+        model->forward(ids.data(), nullptr, 1, T);
+        std::vector<float> logits = model->logits();
         for (int t = 0; t < T; t++) {
             const float* row = &logits[size_t(t) * V];
             int best = int(std::max_element(row, row + V) - row);

@@ -95,8 +95,8 @@ MemoryPlan plan_rl_memory(const ModelConfig& policy, const ModelConfig& judge, c
 void require_fits(const MemoryPlan& p) {
     check(p.fits, "this RL run does not fit in device memory: it needs " + gib(p.fixed() + p.kv_pool_need) + " of " +
                       gib(p.budget) + " available. Lower --prompts-per-step or --group (KV pool), --max-new-tokens "
-                      "(KV pool, activations), raise --updates-per-step (activations per minibatch), or use smaller "
-                      "models.\n" + p.table());
+                      "(KV pool, activations), raise --updates-per-step (activations per minibatch), use smaller "
+                      "models, or give --micro-batch (activations per forward/backward).\n" + p.table());
 }
 
 }  // namespace rusca

@@ -26,7 +26,7 @@ size_t kv_row_bytes(const ModelConfig& c);
 
 struct RlShape {
     int rollouts = 0;             // prompts x group per step
-    int minibatch = 0;            // rollouts per optimizer step
+    int minibatch = 0;            // rollouts per forward/backward (a minibatch, or --micro-batch)
     int max_prefix_tokens = 0;    // longest scaffold + chat-templated prompt a rollout sees
     int max_bare_tokens = 0;      // longest bare prompt (the loss's view)
     int max_new_tokens = 0;

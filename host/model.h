@@ -5,6 +5,7 @@
 // backend (CpuModel, host/cpu/cpu_model.cpp) is the readable fp32 reference that CUDA kernels are
 // tested against. There is no autograd: each backend's backward is the forward written in reverse.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +42,14 @@ public:
     virtual float forward(const int* tokens, const int* targets, int B, int T) = 0;
     // Adds d(loss)/d(params) of the last forward into the gradients (call zero_grad first).
     virtual void backward() = 0;
+    // forward() and, when the loss is finite, backward(): what a training step needs. A backend may
+    // do it in less work (CUDA: the LM head's three vocabulary GEMMs once, not a forward-only pass
+    // plus a recomputation); a non-finite loss may then leave gradients that zero_grad() clears.
+    virtual float forward_backward(const int* tokens, const int* targets, int B, int T) {
+        const float loss = forward(tokens, targets, B, T);
+        if (std::isfinite(loss)) backward();
+        return loss;
+    }
     virtual void zero_grad() = 0;
     // Final-norm hidden states [B*T, C] of tokens [B, T] (no LM head), and the backward from
     // d(hidden) (adds into the gradients; the LM head's gradient is the caller's to add).
@@ -51,7 +60,8 @@ public:
     virtual std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) = 0;
     // The fused GRPO loss on `b`, its gradient added into the gradients (call zero_grad first).
     virtual cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) = 0;
-    // Logits [B, T, V] of the last forward, in fp32 on the host.
+    // Logits [B, T, V] of the last forward, in fp32 on the host (for inspection: the CUDA backend
+    // forms them on the host from the device's final hidden states).
     virtual std::vector<float> logits() const = 0;
     // Positions that counted in the last loss.
     virtual long counted_tokens() const = 0;

@@ -79,6 +79,43 @@ GrpoBatch make_batch(const std::vector<Rollout*>& rs, const std::vector<std::vec
     return b;
 }
 
+// One optimizer step's rollouts, in micro-batches whose gradients add up to the minibatch's: each
+// micro-batch's loss is scaled by its share of the minibatch's aggregate.
+struct Minibatch {
+    std::vector<GrpoBatch> micro;
+    std::vector<double> share;
+    long tokens = 0;  // counted response tokens of all micro-batches
+};
+
+// share = what fraction of the minibatch's aggregate a micro-batch's own aggregate is: its counted
+// tokens (token-mean) or its sequences (seq-mean-*); Dr. GRPO divides by the minibatch's constant
+// S * max_len, which the micro-batches are given instead (share 1).
+void set_shares(Minibatch& mb, cpu::GrpoAgg agg) {
+    long seqs = 0, S = 0;
+    int max_len = 0;
+    std::vector<long> tokens, nonempty;
+    for (const GrpoBatch& b : mb.micro) {
+        long t = 0;
+        for (float w : b.mask) t += w != 0;
+        tokens.push_back(t), mb.tokens += t;
+        nonempty.push_back(0);
+        std::vector<bool> has(b.B, false);
+        for (size_t n = 0; n < b.mask.size(); n++) has[b.seq[n]] = has[b.seq[n]] || b.mask[n] != 0;
+        for (bool h : has) nonempty.back() += h;
+        seqs += nonempty.back(), S += b.S, max_len = std::max(max_len, b.max_len);
+    }
+    for (size_t i = 0; i < mb.micro.size(); i++) {
+        if (agg == cpu::GrpoAgg::SeqMeanTokenSumNorm) {
+            mb.micro[i].S = int(S), mb.micro[i].max_len = max_len;
+            mb.share.push_back(1.0);
+        } else if (agg == cpu::GrpoAgg::TokenMean) {
+            mb.share.push_back(mb.tokens ? double(tokens[i]) / double(mb.tokens) : 0.0);
+        } else {
+            mb.share.push_back(seqs ? double(nonempty[i]) / double(seqs) : 0.0);
+        }
+    }
+}
+
 struct UpdateStats {
     cpu::GrpoLossStats loss;
     float grad_norm = 0;
@@ -86,13 +123,21 @@ struct UpdateStats {
 };
 
 // One optimizer step on one minibatch: fused GRPO loss on the response positions, backward through
-// the trunk, AdamW with clipping. Only a non-finite loss or gradient norm skips the update (and
-// says so); any other error stops the run.
-UpdateStats update(Model& m, AdamW& adam, const GrpoBatch& b, const RlOptions& opt) {
+// the trunk (micro-batch by micro-batch, gradients accumulating), AdamW with clipping. Only a
+// non-finite loss or gradient norm skips the update (and says so); any other error stops the run.
+UpdateStats update(Model& m, AdamW& adam, const Minibatch& mb, const RlOptions& opt) {
     UpdateStats st;
     m.zero_grad();
-    st.loss = m.grpo_loss_backward(b, opt.loss);
-    if (!std::isfinite(st.loss.loss)) return st.skipped = true, st;
+    for (size_t i = 0; i < mb.micro.size(); i++) {
+        cpu::GrpoLossConfig cfg = opt.loss;
+        cfg.loss_scale = mb.share[i];
+        const cpu::GrpoLossStats s = m.grpo_loss_backward(mb.micro[i], cfg);
+        const double w = mb.tokens ? double(s.tokens) / double(mb.tokens) : 0.0;  // the means are per token
+        st.loss.loss += s.loss, st.loss.tokens += s.tokens;
+        st.loss.kl_mean += w * s.kl_mean, st.loss.clip_frac += w * s.clip_frac;
+        st.loss.dual_clip_frac += w * s.dual_clip_frac, st.loss.entropy_mean += w * s.entropy_mean;
+        if (!std::isfinite(s.loss)) return st.skipped = true, st;
+    }
     st.grad_norm = m.optimizer_step(adam, opt.lr);
     st.skipped = !std::isfinite(st.grad_norm);
     return st;
@@ -117,6 +162,7 @@ size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& 
     RlShape s;
     s.rollouts = o.prompts_per_step * o.group;
     s.minibatch = (s.rollouts + o.updates_per_step - 1) / o.updates_per_step;
+    if (o.micro_batch > 0) s.minibatch = std::min(s.minibatch, o.micro_batch);
     s.max_new_tokens = o.max_new_tokens, s.reference = o.loss.beta > 0;
     const JudgeTemplate jt = JudgeTemplate::load(o.judge_template);
     for (const RubricExample& ex : data) {  // the longest prompts: bare, with every criterion shown, judged
@@ -150,6 +196,7 @@ void validate(const RlOptions& o) {
     check(o.updates_per_step >= 1 && o.updates_per_step <= o.prompts_per_step * o.group,
           "--updates-per-step must be between 1 and prompts x group");
     check(o.max_new_tokens > 0, "--max-new-tokens must be positive");
+    check(o.micro_batch >= 0, "--micro-batch must be >= 0");
     o.sampling.validate();
     check(o.loss.temperature > 0, "--temperature 0 (greedy) cannot train: the loss needs the sampling distribution");
 }
@@ -308,25 +355,32 @@ RlResult run_rl(const RlOptions& opt) {
 
         // 5. old and reference log-probs on the bare prompt, before any update of this step
         t0 = Clock::now();
-        std::vector<GrpoBatch> minibatches;
+        std::vector<Minibatch> minibatches;
         double update_flops = 0;  // old (+ reference) forwards and the updates' forward + backward
         const int per = int(rollouts.size() + o.updates_per_step - 1) / o.updates_per_step;
+        const int micro = o.micro_batch > 0 ? std::min(o.micro_batch, per) : per;
         for (size_t first = 0; first < rollouts.size(); first += per) {
-            std::vector<Rollout*> part;
-            for (size_t k = first; k < std::min(rollouts.size(), first + per); k++) part.push_back(&rollouts[k]);
-            GrpoBatch b = make_batch(part, bare, pad);
-            b.old_logp = policy->token_logprobs(b, o.loss.temperature);
-            if (reference) b.ref_logp = reference->token_logprobs(b, o.loss.temperature);
-            update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
-            minibatches.push_back(std::move(b));
+            Minibatch mb;
+            const size_t end = std::min(rollouts.size(), first + per);
+            for (size_t from = first; from < end; from += micro) {
+                std::vector<Rollout*> part;
+                for (size_t k = from; k < std::min(end, from + micro); k++) part.push_back(&rollouts[k]);
+                GrpoBatch b = make_batch(part, bare, pad);
+                b.old_logp = policy->token_logprobs(b, o.loss.temperature);
+                if (reference) b.ref_logp = reference->token_logprobs(b, o.loss.temperature);
+                update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
+                mb.micro.push_back(std::move(b));
+            }
+            set_shares(mb, o.loss.agg);
+            minibatches.push_back(std::move(mb));
         }
 
         // 6. minibatch updates
         json upd = json::array();
         double loss = 0, kl = 0, clip = 0, dual = 0, entropy = 0, gnorm = 0;
         int applied = 0;
-        for (const GrpoBatch& b : minibatches) {
-            UpdateStats st = update(*policy, adam, b, o);
+        for (const Minibatch& mb : minibatches) {
+            UpdateStats st = update(*policy, adam, mb, o);
             upd.push_back({{"loss", st.loss.loss}, {"grad_norm", st.grad_norm}, {"skipped", st.skipped}});
             if (st.skipped) continue;
             applied++;
@@ -345,6 +399,7 @@ RlResult run_rl(const RlOptions& opt) {
         }
 
         // 7. eval, metrics, checkpoint
+        if (device == "cuda") m["device_memory_used_bytes"] = gpu_memory_used();
         if (!eval_data.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
             std::vector<RubricExample> held(eval_data.begin(), eval_data.begin() +
                                             (o.eval_limit > 0 ? std::min<size_t>(o.eval_limit, eval_data.size()) : eval_data.size()));

@@ -112,11 +112,10 @@ SftResult run_sft(const SftOptions& opt) {
         auto t0 = std::chrono::steady_clock::now();
         for (int b = 0; b < B; b++) data.get(sampler.next(), &tokens[size_t(b) * T], &targets[size_t(b) * T]);
         model->zero_grad();
-        loss = model->forward(tokens.data(), targets.data(), B, T);
+        loss = model->forward_backward(tokens.data(), targets.data(), B, T);
         nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens", model->counted_tokens()}};
         const float lr = lr_at(opt, step);
         if (std::isfinite(loss)) {
-            model->backward();
             const float norm = model->optimizer_step(adam, lr);
             if (std::isfinite(norm)) m["grad_norm"] = norm;
             else m["skipped"] = "non-finite gradient norm; update skipped";

@@ -44,11 +44,12 @@ inline std::vector<nlohmann::json> read_metrics(const std::string& path) {
     return rows;
 }
 
-// Metrics minus wall-clock fields, which differ between runs by nature.
+// Metrics minus wall-clock fields and device memory in use, which differ between runs by nature.
 inline nlohmann::json without_timings(nlohmann::json j) {
     for (auto it = j.begin(); it != j.end();) {
         const std::string k = it.key();
-        bool timing = k.size() > 2 && (k.substr(k.size() - 2) == "_s" || k.find("per_s") != std::string::npos);
+        bool timing = k.size() > 2 && (k.substr(k.size() - 2) == "_s" || k.find("per_s") != std::string::npos ||
+                                       k.find("mfu") != std::string::npos || k.find("memory") != std::string::npos);
         it = timing ? j.erase(it) : std::next(it);
     }
     return j;

@@ -21,9 +21,10 @@ ModelConfig qwen2_05b() {
     return c;
 }
 
+// 64 prompts x 8 rollouts, forward/backward 16 rollouts at a time (--micro-batch 16).
 RlShape paper_batch(int max_new) {
     RlShape s;
-    s.rollouts = 64 * 8, s.minibatch = 256, s.max_prefix_tokens = 700, s.max_bare_tokens = 400;
+    s.rollouts = 64 * 8, s.minibatch = 16, s.max_prefix_tokens = 700, s.max_bare_tokens = 400;
     s.max_new_tokens = max_new, s.max_judge_tokens = 1600, s.reference = true;
     return s;
 }
@@ -47,6 +48,16 @@ TEST(MemoryPlan, HalfBillionPolicyAndJudgeFitAnH200AndTheKvPoolGetsTheRest) {
     EXPECT_NE(p.table().find("KV pool"), std::string::npos);
 }
 
+// A whole 256-rollout minibatch in one forward/backward needs ~1 MB of activations per token at this
+// shape: hundreds of GB, hence --micro-batch.
+TEST(MemoryPlan, WholeMinibatchOfTheHalfBillionModelNeedsMicroBatches) {
+    const ModelConfig c = qwen2_05b();
+    RlShape s = paper_batch(512);
+    s.minibatch = 256;
+    const MemoryPlan p = plan_rl_memory(c, c, s, size_t(141) << 30);
+    EXPECT_FALSE(p.fits) << p.table();
+}
+
 TEST(MemoryPlan, RefusesWithWhatToChange) {
     const ModelConfig c = qwen2_05b();
     const MemoryPlan p = plan_rl_memory(c, c, paper_batch(4096), size_t(24) << 30);
@@ -57,7 +68,7 @@ TEST(MemoryPlan, RefusesWithWhatToChange) {
         FAIL() << "no error";
     } catch (const Error& e) {
         const std::string msg = e.what();
-        for (const char* part : {"does not fit", "--prompts-per-step", "--max-new-tokens", "--updates-per-step", "KV pool"})
+        for (const char* part : {"does not fit", "--prompts-per-step", "--max-new-tokens", "--micro-batch", "KV pool"})
             EXPECT_NE(msg.find(part), std::string::npos) << part << " missing from: " << msg;
     }
 }

@@ -99,6 +99,31 @@ TEST(Rl, ModelFoldersWithTheirOwnBpeTokenizer) {
     EXPECT_EQ(read_metrics(o.out + "/metrics.jsonl").size(), 1u);
 }
 
+// Gradients accumulated over micro-batches of a minibatch are the minibatch's: the same loss and
+// gradient norm (to rounding) for every aggregation, with uneven micro-batches (3 + 3 + 2 rollouts).
+TEST(Rl, MicroBatchesAddUpToTheMinibatch) {
+    TempDir d;
+    write_model(d.path + "/policy", 1, 0.3f);
+    write_model(d.path + "/judge", 2, 0.2f);
+    write_rubrics(d.path + "/rubrics.jsonl", 2, 4);
+    for (const char* agg : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}) {
+        std::vector<json> runs[2];
+        for (int micro : {0, 3}) {
+            RlOptions o = tiny_run(d, std::string(agg) + std::to_string(micro));
+            o.steps = 1, o.updates_per_step = 1, o.eval_data = "", o.micro_batch = micro;
+            o.loss.agg = cpu::parse_grpo_agg(agg);
+            run_rl(o);
+            runs[micro ? 1 : 0] = read_metrics(o.out + "/metrics.jsonl");
+        }
+        const json &whole = runs[0][0]["updates"], &micro = runs[1][0]["updates"];
+        ASSERT_EQ(whole.size(), 1u);
+        const double loss = whole[0]["loss"].get<double>(), norm = whole[0]["grad_norm"].get<double>();
+        EXPECT_GT(norm, 0) << agg;
+        EXPECT_NEAR(micro[0]["loss"].get<double>(), loss, 1e-5 * std::fabs(loss) + 1e-7) << agg;
+        EXPECT_NEAR(micro[0]["grad_norm"].get<double>(), norm, 1e-4 * norm) << agg;
+    }
+}
+
 TEST(Rl, OldAndReferenceLogprobsOnTheBarePrompt) {
     TempDir d;
     write_model(d.path + "/policy", 1, 0.3f);

@@ -25,6 +25,7 @@
 #include "cuda/rmsnorm.cuh"
 #include "cuda/rope.cuh"
 #include "cuda/swiglu.cuh"
+#include "host/cpu/ops.h"  // linear_forward (logits() on the host)
 #include "host/error.h"
 #include "host/memory_plan.h"  // training_activation_bytes
 #include "host/model.h"
@@ -151,15 +152,14 @@ public:
     }
     long counted_tokens() const override { return counted_; }
 
-    std::vector<float> logits() const override {
-        throw Error("the CUDA backend never materializes logits (fused LM head + loss); use the CPU backend for them");
-    }
+    std::vector<float> logits() const override;
     const float* forward_hidden(const int* tokens, int B, int T) override;
     void backward_hidden(const float* dhidden) override;
     std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) override;
     cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override;
 
     float forward(const int* tokens, const int* targets, int B, int T) override;
+    float forward_backward(const int* tokens, const int* targets, int B, int T) override;
     void backward() override;
     float optimizer_step(AdamW& adam, float lr) override;
 
@@ -168,6 +168,8 @@ private:
     float* G(size_t offset) { return offset == kAbsent ? nullptr : grads_ + offset; }
     void resize(int B, int T);
     void trunk_forward(const int* tokens, int B, int T);
+    void set_targets(const int* targets);
+    float lm_head_loss(bool with_grads);
     void trunk_backward();
     void upload_grpo_targets(const GrpoBatch& b);
     void layer_forward(int l);
@@ -288,8 +290,26 @@ void CudaModel::trunk_forward(const int* tokens, int B, int T) {
 float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
     Range range("forward");
     trunk_forward(tokens, B, T);
-    const ModelConfig& c = config;
-    const int N = B * T, C = c.hidden_size, V = c.vocab_size;
+    set_targets(targets);
+    if (!targets || counted_ == 0) return 0.0f;
+    return lm_head_loss(false);
+}
+
+// One pass of the fused LM head both ways: three vocabulary GEMMs (logits, d hidden, d lm_head)
+// instead of forward()'s one plus backward()'s three.
+float CudaModel::forward_backward(const int* tokens, const int* targets, int B, int T) {
+    Range range("forward_backward");
+    trunk_forward(tokens, B, T);
+    set_targets(targets);
+    if (!targets || counted_ == 0) return 0.0f;  // nothing counted: every gradient is zero
+    const float loss = lm_head_loss(true);
+    if (std::isfinite(loss)) trunk_backward();
+    return loss;
+}
+
+// targets_ (and counted_, dloss_) for the rows of the last trunk_forward; nullptr: none counted.
+void CudaModel::set_targets(const int* targets) {
+    const int N = B_ * T_, V = config.vocab_size;
     host_targets_.assign(N, -1);
     if (targets) host_targets_.assign(targets, targets + N);
     counted_ = 0;
@@ -299,14 +319,21 @@ float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
         counted_ += host_targets_[n] >= 0;
     }
     CUDA_CHECK(cudaMemcpyAsync(targets_, host_targets_.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
-    if (!targets || counted_ == 0) return 0.0f;
-
+    if (counted_ == 0) return;
     // loss = mean over counted positions; each counted position's loss has weight 1 / counted.
     std::vector<float> dloss(N);
     for (int n = 0; n < N; n++) dloss[n] = host_targets_[n] >= 0 ? 1.0f / float(counted_) : 0.0f;
     CUDA_CHECK(cudaMemcpyAsync(dloss_, dloss.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    cuda::lm_head_cross_entropy(losses_, nullptr, nullptr, lnf_, W(layout.lm_head), targets_, dloss_, N, C, V, 0,
-                                stream_);
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host vectors are read by the copies
+}
+
+// The mean cross-entropy of the counted rows through the fused LM head; with_grads also adds
+// d(lm_head) and writes d(final hidden) into dln_ for trunk_backward().
+float CudaModel::lm_head_loss(bool with_grads) {
+    const int N = B_ * T_, C = config.hidden_size, V = config.vocab_size;
+    if (with_grads) zero(dln_, size_t(N) * C * 2);
+    cuda::lm_head_cross_entropy(losses_, with_grads ? dln_ : nullptr, with_grads ? G(layout.lm_head) : nullptr, lnf_,
+                                W(layout.lm_head), targets_, dloss_, N, C, V, 0, stream_);
     std::vector<float> losses(N);
     CUDA_CHECK(cudaMemcpyAsync(losses.data(), losses_, N * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -360,13 +387,10 @@ void CudaModel::layer_backward(int l) {
 void CudaModel::backward() {
     Range range("backward");
     check(B_ > 0, "backward called before forward");
-    const ModelConfig& c = config;
-    const int N = B_ * T_, C = c.hidden_size, V = c.vocab_size;
     if (counted_ == 0) return;  // nothing counted: every gradient is zero
-    // The fused LM head recomputes its logits chunk by chunk and adds d(lm_head) and d(lnf).
-    zero(dln_, size_t(N) * C * 2), zero(dres_, size_t(N) * C * 2);
-    cuda::lm_head_cross_entropy(losses_, dln_, G(layout.lm_head), lnf_, W(layout.lm_head), targets_, dloss_, N, C, V,
-                                0, stream_);
+    // The fused LM head recomputes its logits chunk by chunk and adds d(lm_head) and d(lnf)
+    // (forward_backward() saves this recomputation).
+    lm_head_loss(true);
     trunk_backward();
 }
 
@@ -378,6 +402,23 @@ void CudaModel::trunk_backward() {
     cuda::rmsnorm_backward(dres_, G(layout.final_norm), dln_, res_out_, W(layout.final_norm), rstdf_, N, C, stream_);
     for (int l = c.num_layers - 1; l >= 0; l--) layer_backward(l);
     cuda::embedding_backward(G(layout.embed), dres_, tokens_, N, C, stream_);
+}
+
+// Training never materializes logits on the device (the fused LM-head losses). For inspection
+// (`rusca forward`), the last forward's final hidden states meet the bf16 LM head it used on the
+// host, in fp32.
+std::vector<float> CudaModel::logits() const {
+    check(B_ > 0, "logits: no forward yet");
+    const size_t N = size_t(B_) * T_, C = config.hidden_size, V = config.vocab_size;
+    std::vector<uint16_t> h(N * C), w(V * C);
+    CUDA_CHECK(cudaMemcpyAsync(h.data(), lnf_, h.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(w.data(), W(layout.lm_head), w.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<float> hf(h.size()), wf(w.size()), out(N * V);
+    for (size_t i = 0; i < h.size(); i++) hf[i] = bf16_to_f32(h[i]);
+    for (size_t i = 0; i < w.size(); i++) wf[i] = bf16_to_f32(w[i]);
+    cpu::linear_forward(out.data(), hf.data(), wf.data(), (const float*)nullptr, int(N), int(C), int(V));
+    return out;
 }
 
 const float* CudaModel::forward_hidden(const int* tokens, int B, int T) {
