@@ -94,6 +94,7 @@ inline void expect_logprobs_on_bare_prompt(RlOptions o) {
     const std::vector<nlohmann::json> rows = read_metrics(o.out + "/metrics.jsonl");
     ASSERT_EQ(rows.size(), 1u);
     ASSERT_GT(rows[0]["shown_by_rollout"][0].get<double>(), 0) << "step 1 showed no scaffold: nothing to check";
+    ASSERT_GT(rows[0]["reward_std"].get<double>(), 0) << "zero advantages: a wrong old log-prob would move no loss";
     EXPECT_EQ(rows[0]["clip_frac"].get<double>(), 0.0) << "old log-probs taken on another prompt than the loss's";
     EXPECT_EQ(rows[0]["dual_clip_frac"].get<double>(), 0.0);
     EXPECT_LT(rows[0]["kl"].get<double>(), 1e-7) << "reference log-probs taken on another prompt than the loss's";

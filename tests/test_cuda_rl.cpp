@@ -1,5 +1,5 @@
 // test_cuda_rl.cpp: `rusca rl` on the CUDA backend (on the emulator in CI) with tiny policy and judge:
-// a few steps with finite metrics, a loadable checkpoint and an exact resume; the CUDA GRPO loss,
+// a few steps with finite metrics and a held-out eval, a loadable checkpoint and an exact resume; the CUDA GRPO loss,
 // log-probs and gradients against the CPU backend's on the same rollouts; verdicts, rewards and
 // advantages of the same completions identical on both; old and reference log-probs on the bare
 // prompt; and the CLI (`rusca-emu rl --device cuda`). Shapes stay tiny: every CUDA thread is a
@@ -59,6 +59,8 @@ struct World {
         o.data = d.path + "/rubrics.jsonl", o.out = d.path + "/" + out, o.device = "cuda";
         o.steps = 2, o.prompts_per_step = 1, o.group = 4, o.updates_per_step = 2, o.max_new_tokens = 6;
         o.lr = 1e-3f, o.loss.beta = 0.01, o.quiet = true;
+        o.yes = " A", o.no = " B";  // answer words at which this random judge's verdicts vary (rewards, advantages)
+        o.eval_data = o.data, o.eval_every = 2, o.eval_limit = 1;  // the held-out eval on the CUDA engines too
         return o;
     }
 };
@@ -75,6 +77,8 @@ TEST(CudaRl, StepsAreFiniteCheckpointLoadsAndResumeIsExact) {
             ASSERT_TRUE(m.contains(key)) << key;
             EXPECT_TRUE(std::isfinite(m[key].get<double>())) << key;
         }
+    EXPECT_TRUE(a.back().contains("eval_score"));
+    EXPECT_TRUE(std::isfinite(a.back()["eval_score"].get<double>()));
     std::unique_ptr<Model> saved = load_cpu_model(full.out + "/checkpoint-000002");
     std::unique_ptr<Model> start = load_cpu_model(full.policy);
     double moved = 0;

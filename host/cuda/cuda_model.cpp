@@ -56,8 +56,13 @@ T* ensure_size(cuda::DeviceBuffer<T>& b, size_t n) {
 // Hands out 256-byte aligned pieces of one device allocation.
 class Arena {
 public:
+    // Grow-only: RL micro-batches change T every call, and a cudaMalloc/cudaFree pair per call would
+    // stall the device; the old buffer is freed before the new one is taken (no 2x peak).
     void reset(size_t bytes) {
-        buf_ = cuda::DeviceBuffer<unsigned char>(bytes);
+        if (buf_.size() < bytes) {
+            buf_ = cuda::DeviceBuffer<unsigned char>();
+            buf_ = cuda::DeviceBuffer<unsigned char>(bytes);
+        }
         used_ = 0;
     }
     template <typename T>
