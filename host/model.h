@@ -92,10 +92,10 @@ public:
 void init_params(const ParamLayout& layout, float* params, uint64_t seed, float std = 0.02f);
 
 // The CPU reference backend (fp32). Its graph is CpuModel<Real> in host/cpu/cpu_model.h.
-std::unique_ptr<Model> make_cpu_model(const ModelConfig& c);
+std::unique_ptr<Model> make_cpu_model(const ModelConfig& c, bool frozen = false);
 // The backend for `device`: "cpu", "cuda" (an Error naming why when CUDA is not built or there is
 // no GPU), or "auto" (CUDA when a GPU is present, else the CPU). A frozen model (the RL reference)
-// is never trained: on CUDA it holds only the bf16 weights (no master copy, gradients or moments).
+// is never trained: it holds no gradients (on CUDA only the bf16 weights: no master copy or moments).
 std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device, bool frozen = false);
 // "cpu" or "cuda" for a --device value (auto: cuda when a GPU is present); an Error naming why
 // when cuda is asked for and cannot be had.

@@ -27,7 +27,7 @@ std::string resolve_device(const std::string& device) {
 }
 
 std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device, bool frozen) {
-    if (resolve_device(device) == "cpu") return make_cpu_model(c);
+    if (resolve_device(device) == "cpu") return make_cpu_model(c, frozen);
 #ifdef RUSCA_CUDA
     return make_cuda_model(c, frozen);
 #else

@@ -232,7 +232,7 @@ RlResult run_rl(const RlOptions& opt) {
     std::unique_ptr<Judge> judge;
     std::unique_ptr<InferenceEngine> judge_engine, policy_engine;
     if (!o.schedule_only) {
-        judge_model = load_cpu_model(o.judge);
+        judge_model = load_model(o.judge, "cpu", /*frozen=*/true);  // host fp32: tokenization, CPU scoring, upload
         judge_inf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
         judge = std::make_unique<Judge>(*judge_inf, judge_tok, JudgeTemplate::load(o.judge_template), o.yes, o.no);
         judge_engine = make_engine(device, *judge_model);

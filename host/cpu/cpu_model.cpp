@@ -228,15 +228,25 @@ class CpuBackend final : public Model {
     static constexpr int kVocabChunk = 4096, kTokenChunk = 32;
 
 public:
-    explicit CpuBackend(const ModelConfig& c) : Model(c), m_(c) {}
+    // A frozen model (the RL reference, a judge) has no gradient array: a 32B judge's fp32 copy is
+    // large enough on the host without a second one.
+    CpuBackend(const ModelConfig& c, bool frozen) : Model(c), m_(c), frozen_(frozen) {
+        if (frozen) m_.grads = std::vector<float>();
+    }
     float forward(const int* tokens, const int* targets, int B, int T) override {
         return m_.forward(tokens, targets, B, T);
     }
-    void backward() override { m_.backward(); }
+    void backward() override {
+        trainable();
+        m_.backward();
+    }
     const float* forward_hidden(const int* tokens, int B, int T) override {
         return m_.forward_hidden(tokens, B, T).data();
     }
-    void backward_hidden(const float* dhidden) override { m_.backward_hidden(dhidden); }
+    void backward_hidden(const float* dhidden) override {
+        trainable();
+        m_.backward_hidden(dhidden);
+    }
     std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) override {
         const int C = config.hidden_size, N = b.B * b.T;
         std::vector<float> logp(N);
@@ -257,18 +267,28 @@ public:
         if (std::isfinite(st.loss)) backward_hidden(dh.data());
         return st;
     }
-    void zero_grad() override { m_.zero_grad(); }
+    void zero_grad() override {
+        trainable();
+        m_.zero_grad();
+    }
     std::vector<float> logits() const override { return m_.logits(); }
     long counted_tokens() const override { return m_.counted_tokens(); }
     float* params() override { return m_.params.data(); }
-    float* grads() override { return m_.grads.data(); }
+    float* grads() override {
+        trainable();
+        return m_.grads.data();
+    }
 
 private:
+    void trainable() const { check(!frozen_, "a frozen model has no gradients (a rusca bug)"); }
     CpuModel<float> m_;
+    const bool frozen_;
 };
 }  // namespace
 
-std::unique_ptr<Model> make_cpu_model(const ModelConfig& c) { return std::make_unique<CpuBackend>(c); }
+std::unique_ptr<Model> make_cpu_model(const ModelConfig& c, bool frozen) {
+    return std::make_unique<CpuBackend>(c, frozen);
+}
 
 std::unique_ptr<Model> load_cpu_model(const std::string& dir) {
     std::unique_ptr<Model> m = make_cpu_model(load_config(dir + "/config.json"));
