@@ -238,6 +238,23 @@ TEST(CudaRl, CommandLineRunsOnTheEmulator) {
     EXPECT_TRUE(file_exists(out + "/checkpoint-000002/model.safetensors"));
     EXPECT_EQ(read_metrics(out + "/metrics.jsonl").size(), 2u);
 }
+
+// `eval` and `forward` take --device cuda as well.
+TEST(CudaRl, EvalAndForwardCommandsRunOnTheEmulator) {
+    World w;
+    const std::string log = w.d.path + "/cmd.log";
+    auto run = [&](const std::string& args) {
+        const int rc = std::system(("build/rusca-emu " + args + " > " + log + " 2>&1").c_str());
+        EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << args << "\n" << read_file(log);
+        return read_file(log);
+    };
+    EXPECT_NE(run("eval --device cuda --policy " + w.d.path + "/policy --judge " + w.d.path +
+                  "/judge --tokenizer data/tokenizer.model --data " + w.d.path + "/rubrics.jsonl --limit 1 --max-new-tokens 4")
+                  .find("eval: 1 prompts, score"),
+              std::string::npos);
+    EXPECT_NE(run("forward --device cuda --model " + w.d.path + "/policy --tokens \"1 5 9\"").find("position 2: token 9 -> argmax"),
+              std::string::npos);
+}
 #endif
 
 TEST(CudaRl, CudaFaultsAreCudaErrors) {
