@@ -6,7 +6,7 @@
 
 namespace rusca::cuda {
 
-// Throws rusca::Error "<file>:<line>: CUDA error <name>: <description>" when err != cudaSuccess.
+// Throws rusca::CudaError "<file>:<line>: CUDA error <name>: <description>" when err != cudaSuccess.
 void check_cuda(cudaError_t err, const char* file, int line);
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }

@@ -12,7 +12,7 @@ void check_cuda(cudaError_t err, const char* file, int line) {
     std::string msg = std::string(file) + ":" + std::to_string(line) + ": CUDA error " + cudaGetErrorName(err) +
                       ": " + cudaGetErrorString(err);
     if (err == cudaErrorMemoryAllocation) msg += " (out of GPU memory: try a smaller batch or sequence length)";
-    throw Error(msg);
+    throw CudaError(msg);
 }
 
 }  // namespace rusca::cuda

@@ -152,7 +152,8 @@ cpu::GrpoLossStats grpo_loss(float* logp, bf16* dhidden, float* dW, const bf16* 
     const std::vector<float> h_mask = download(mask, N, stream);
     CUDA_CHECK(cudaStreamSynchronize(stream));
     validate(h_tokens, h_mask, h_seq, ref_logp, N, V, S, max_len, cfg);
-    const std::vector<double> w = cpu::grpo_agg_weights(h_mask.data(), h_seq.data(), N, S, max_len, cfg.agg);
+    const std::vector<double> w =
+        cpu::grpo_agg_weights(h_mask.data(), h_seq.data(), N, S, max_len, cfg.agg, cfg.loss_scale);
 
     const bool backward = dhidden || dW;
     const size_t logits_count = (size_t)tc * V;

@@ -2,7 +2,9 @@
 //
 // Why cuBLASLt: it is the vendor's tuned Hopper GEMM (wgmma, TMA) and it fuses the bias add into
 // the GEMM's epilogue, so a linear layer is one kernel and its output is rounded to bf16 once.
-// We keep one handle and one 32 MiB workspace per device, and cache the algorithm that
+// We keep one handle per device and one 32 MiB workspace per (device, stream): work queued on two
+// streams (the trainer's and an inference engine's) may run at once, and a shared workspace would
+// be scribbled on by both. We cache the algorithm that
 // cublasLtMatmulAlgoGetHeuristic picks per (shape, transposes, leading dims, output type,
 // epilogue, pointer alignments): the heuristic query costs tens of microseconds, a cache hit
 // costs a map lookup.
@@ -135,8 +137,14 @@ struct AlgoChoice {
 
 struct Context {
     cublasLtHandle_t handle = nullptr;
-    void* workspace = nullptr;
+    std::map<cudaStream_t, void*> workspaces;  // one per stream that has run a GEMM
     std::map<AlgoKey, AlgoChoice> algos;
+
+    void* workspace(cudaStream_t stream) {
+        void*& w = workspaces[stream];
+        if (!w) CUDA_CHECK(cudaMalloc(&w, kWorkspaceBytes));
+        return w;
+    }
 };
 
 std::mutex g_mutex;  // guards the contexts and their caches (and serializes host-side enqueueing)
@@ -151,7 +159,6 @@ Context& context() {
     if (!c) {
         auto fresh = std::make_unique<Context>();
         CUBLAS_CHECK(cublasLtCreate(&fresh->handle));
-        CUDA_CHECK(cudaMalloc(&fresh->workspace, kWorkspaceBytes));
         c = fresh.release();
     }
     return *c;
@@ -268,7 +275,17 @@ void gemm(void* D, bool d_fp32, int ldd, MatRef A, MatRef B, int M, int N, int K
     }
     // C = D (in place; beta = 0 does not read it).
     CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.h, &alpha, B.p, la.h, A.p, lb.h, &beta, D, ld.h, D, ld.h,
-                                &it->second.algo, ctx.workspace, kWorkspaceBytes, stream));
+                                &it->second.algo, ctx.workspace(stream), kWorkspaceBytes, stream));
+}
+
+void release_matmul_workspace(cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    Context& ctx = context();
+    auto it = ctx.workspaces.find(stream);
+    if (it == ctx.workspaces.end()) return;
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    CUDA_CHECK(cudaFree(it->second));
+    ctx.workspaces.erase(it);
 }
 
 void linear_forward(bf16* out, const bf16* inp, const bf16* W, const bf16* bias, int N, int C, int OC,

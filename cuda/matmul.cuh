@@ -2,14 +2,18 @@
 // cpu::linear_backward (host/cpu/ops.h), plus the general row-major gemm() that the fused LM-head
 // losses (cross_entropy.cu, grpo_loss.cu) build on. Host-only declarations: g++ code includes this.
 //
-// State: one cuBLASLt handle, one 32 MiB workspace and a cache of heuristic-chosen algorithms per
-// device, created on first use and kept until the process exits. The workspace is shared, so matmuls
-// of one device must not run concurrently on two streams (rusca runs them on one stream).
+// State: one cuBLASLt handle and a cache of heuristic-chosen algorithms per device, created on first
+// use and kept until the process exits, and one 32 MiB workspace per stream that runs a GEMM, so
+// the trainer's and an engine's streams can run at once. Whoever destroys a stream that ran GEMMs
+// calls release_matmul_workspace(stream) first.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace rusca::cuda {
+
+// Frees `stream`'s workspace (after waiting for the stream); a no-op when it has none.
+void release_matmul_workspace(cudaStream_t stream);
 
 // out[N, OC] = inp[N, C] @ W[OC, C]^T + bias[OC]     (bias may be nullptr; bias via the cuBLASLt
 // epilogue, so out is rounded to bf16 once)

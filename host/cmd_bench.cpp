@@ -5,6 +5,7 @@
 //   train:     the same on the GPU (CUDA backend) vs HF eager + bf16 autocast
 //              (tools/bench_train_torch.py), with peak memory and MFU.
 //   tokenizer: BPE encode speed vs Hugging Face tokenizers (cmd_bench_tokenizer.cpp).
+//   rl:        whole RuscaRL steps on the GPU at the paper's batch (cmd_bench_rl.cpp).
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "gpu.h"
+#include "mfu.h"
 #include "model.h"
 #include "optimizer.h"
 #include "rng.h"
@@ -36,9 +38,6 @@ struct TrainBenchArgs {
     std::string python = "python3", json_out;
     bool no_pytorch = false;
 };
-
-// bf16 dense tensor-core peak of the H100/H200 (SXM) datasheet, for MFU.
-constexpr double kPeakBf16Flops = 989e12;
 
 // Median tokens/s of our backend: random weights, random tokens, full training steps.
 nlohmann::json run_ours(const TrainBenchArgs& a) {
@@ -58,8 +57,7 @@ nlohmann::json run_ours(const TrainBenchArgs& a) {
         for (size_t i = 0; i < N; i++) targets[i] = (i + 1) % a.seq ? tokens[i + 1] : -1;
         auto t0 = std::chrono::steady_clock::now();
         model->zero_grad();
-        model->forward(tokens.data(), targets.data(), a.batch, a.seq);
-        model->backward();
+        model->forward_backward(tokens.data(), targets.data(), a.batch, a.seq);
         model->optimizer_step(adam, 1e-4f);
         model->synchronize();  // time the whole step, not just its launches
         double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -71,7 +69,11 @@ nlohmann::json run_ours(const TrainBenchArgs& a) {
                           {"params", model->layout.total}, {"device", model->device()}};
     if (a.device != "cpu") {
         out["memory_bytes"] = memory_peak;  // after the steps: what our allocations hold
-        out["mfu_vs_989_tflops"] = 6.0 * double(model->layout.total) * tokens_per_s / kPeakBf16Flops;
+        const double peak = current_gpu_peak_flops();  // 0: a card the table does not know
+        if (peak > 0) {  // forward + backward = 3 forwards (host/mfu.h)
+            out["mfu"] = 3 * forward_flops_per_token(config, a.seq) * tokens_per_s / peak;
+            out["peak_bf16_flops"] = peak;
+        }
     }
     return out;
 }
@@ -99,8 +101,9 @@ void train_bench(const TrainBenchArgs& a) {
     if (ours.contains("memory_bytes") && torch.contains("peak_memory_bytes"))
         std::printf("  memory  : rusca %.2f GB, pytorch peak %.2f GB\n", ours["memory_bytes"].get<double>() / 1e9,
                     torch["peak_memory_bytes"].get<double>() / 1e9);
-    if (ours.contains("mfu_vs_989_tflops"))
-        std::printf("  MFU     : %.1f%% of 989 TFLOP/s bf16\n", 100 * ours["mfu_vs_989_tflops"].get<double>());
+    if (ours.contains("mfu"))
+        std::printf("  MFU     : %.1f%% of %.0f TFLOP/s bf16\n", 100 * ours["mfu"].get<double>(),
+                    ours["peak_bf16_flops"].get<double>() / 1e12);
     if (torch.contains("tokens_per_s_median")) {
         double ratio = ours["tokens_per_s_median"].get<double>() / torch["tokens_per_s_median"].get<double>();
         result["ratio_rusca_over_pytorch"] = ratio;
@@ -133,11 +136,13 @@ void add_train_bench(CLI::App* bench, const std::string& name, const std::string
 }  // namespace
 
 void add_tokenizer_bench(CLI::App* bench);  // cmd_bench_tokenizer.cpp
+void add_rl_bench(CLI::App* bench);         // cmd_bench_rl.cpp
 
 void add_bench_command(CLI::App& app) {
     CLI::App* bench = app.add_subcommand("bench", "Benchmarks: our figure next to PyTorch's, same run, JSON out");
     bench->require_subcommand(1);
     add_tokenizer_bench(bench);
+    add_rl_bench(bench);
     add_train_bench(bench, "cpu-train", "CPU training tokens/s vs PyTorch eager (same shape, threads)",
                     std::make_shared<TrainBenchArgs>());
     auto gpu = std::make_shared<TrainBenchArgs>();

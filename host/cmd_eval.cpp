@@ -37,7 +37,7 @@ void add_eval_command(CLI::App& app) {
     struct Args {
         std::string policy, tokenizer, judge, judge_tokenizer, data, templ = "data/judge_template.txt";
         std::string scaffold_template = "data/scaffold_template.txt", json_out;
-        std::string yes = " yes", no = " no";
+        std::string yes = " yes", no = " no", device = "auto";
         int limit = 0, best_of_n = 1;
         bool full_scaffold = false;
         uint64_t seed = 1;
@@ -45,7 +45,7 @@ void add_eval_command(CLI::App& app) {
     };
     auto a = std::make_shared<Args>();
     a->gen.max_new_tokens = 4096;
-    CLI::App* cmd = app.add_subcommand("eval", "Held-out rubric score: mean reward clipped to [0,1] +- bootstrap std (CPU)");
+    CLI::App* cmd = app.add_subcommand("eval", "Held-out rubric score: mean reward clipped to [0,1] +- bootstrap std");
     cmd->add_option("--policy", a->policy, "Policy model directory")->required()->check(CLI::ExistingDirectory);
     cmd->add_option("--tokenizer", a->tokenizer, "The policy's tokenizer (default: the --policy folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--judge", a->judge, "Judge model directory")->required()->check(CLI::ExistingDirectory);
@@ -67,19 +67,23 @@ void add_eval_command(CLI::App& app) {
     cmd->add_option("--max-new-tokens", a->gen.max_new_tokens, "Response length limit")->capture_default_str()->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--seed", a->seed, "Sampling and bootstrap seed")->capture_default_str();
     cmd->add_option("--json", a->json_out, "Also write the result as one JSON object to this file");
+    cmd->add_option("--device", a->device, "cpu, cuda, or auto (CUDA when a GPU is present)")->capture_default_str();
     cmd->callback([a] {
         std::vector<RubricExample> data = load_rubric_jsonl(a->data);
         if (a->limit > 0 && size_t(a->limit) < data.size()) data.resize(a->limit);
         std::unique_ptr<Model> policy = load_cpu_model(a->policy), judge_model = load_cpu_model(a->judge);
         const std::string tok_path = tokenizer_path(a->tokenizer, a->policy);
         Tokenizer tok(tok_path), judge_tok(judge_tokenizer_path(a->judge_tokenizer, a->judge, tok_path));
-        CpuInference policy_inf(policy->config, policy->params()), judge_inf(judge_model->config, judge_model->params());
+        CpuInference judge_inf(judge_model->config, judge_model->params());
         Judge judge(judge_inf, judge_tok, JudgeTemplate::load(a->templ), a->yes, a->no);
+        const std::string device = resolve_device(a->device);
+        std::unique_ptr<InferenceEngine> policy_engine = make_engine(device, *policy),
+                                         judge_engine = make_engine(device, *judge_model);
         ScaffoldTemplate scaffold;
         EvalOptions eo;
         eo.gen = a->gen, eo.seed = a->seed, eo.best_of_n = a->best_of_n;
         if (a->full_scaffold) scaffold = ScaffoldTemplate::load(a->scaffold_template), eo.scaffold = &scaffold;
-        EvalResult r = evaluate(policy_inf, tok, judge, data, eo);
+        EvalResult r = evaluate(*policy_engine, tok, *judge_engine, judge, data, eo);
         std::printf("eval: %zu prompts x %d completion%s%s, score %.4f +- %.4f by the judge (mean reward %.4f)", data.size(),
                     a->best_of_n, a->best_of_n > 1 ? "s (best of N)" : "", a->full_scaffold ? " with full scaffold" : "",
                     r.judge.score, r.judge.score_std, r.judge.mean_reward);

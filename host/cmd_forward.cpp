@@ -30,11 +30,12 @@ std::vector<int> parse_tokens(const std::string& text) {
     check(!ids.empty(), "--tokens: no token ids given");
     return ids;
 }
+
 }  // namespace
 
 void add_forward_command(CLI::App& app) {
     struct Args {
-        std::string model, tokens, out;
+        std::string model, tokens, out, device = "auto";
     };
     auto a = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("forward", "Run a model on token ids; print the next-token argmax per "
@@ -44,11 +45,11 @@ void add_forward_command(CLI::App& app) {
         ->check(CLI::ExistingDirectory);
     cmd->add_option("--tokens", a->tokens, "Token ids separated by spaces, e.g. \"1 5 9\"")->required();
     cmd->add_option("--out", a->out, "Write tensor \"logits\" [T, V] (F32) to this .safetensors file");
+    cmd->add_option("--device", a->device, "cpu, cuda, or auto (CUDA when a GPU is present)")->capture_default_str();
     cmd->callback([a] {
-        std::unique_ptr<Model> model = load_cpu_model(a->model);
-        const ModelConfig& config = model->config;
+        std::unique_ptr<Model> model = load_model(a->model, resolve_device(a->device));
         std::vector<int> ids = parse_tokens(a->tokens);
-        const int T = int(ids.size()), V = config.vocab_size;
+        const int T = int(ids.size()), V = model->config.vocab_size;
         model->forward(ids.data(), nullptr, 1, T);
         std::vector<float> logits = model->logits();
         for (int t = 0; t < T; t++) {

@@ -34,7 +34,7 @@ void run_generate(const GenerateArgs& a) {
         groups.push_back({chat_prompt_tokens(tok, ex.prompt), std::vector<std::vector<int>>(a.n, chat_prefix_tokens(tok, "", ex.prompt))});
     const std::string device = resolve_device(a.device);
     auto t0 = std::chrono::steady_clock::now();
-    auto completions = generate_on(device, *model, groups, opt);
+    auto completions = make_engine(device, *model)->generate(groups, opt);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     std::ofstream out(a.out);

@@ -106,7 +106,7 @@ void run_judge(const JudgeArgs& a) {
 
     auto t0 = std::chrono::steady_clock::now();
     const std::string device = resolve_device(a.device);
-    auto verdicts = judge_on(device, *model, judge, items);
+    auto verdicts = make_engine(device, *model)->judge(judge, items);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     std::ofstream out(a.out);

@@ -70,6 +70,11 @@ void add_rl_command(CLI::App& app) {
     cmd->add_flag("--resume", o->resume, "Continue from the latest checkpoint in --out");
     cmd->add_option("--stop-at", o->stop_at, "Save and stop after this step; --resume continues")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--schedule-only", o->schedule_only, "Log the scaffold plan (lambda, criteria shown) of every step; no training");
+    cmd->add_option("--micro-batch", o->micro_batch, "Rollouts per forward/backward; gradients accumulate over a minibatch (0: all of it)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--device", o->device, "cpu, cuda, or auto (CUDA when a GPU is present)")->capture_default_str();
+    cmd->add_option("--memory-budget-gb", o->memory_budget_gb, "CUDA: device memory the run may plan for (0: all that is free)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", o->quiet, "No progress lines");
     cmd->callback([o, decay, agg, adv, reward] {

@@ -34,7 +34,7 @@ EvalScore score_of(const std::vector<std::vector<double>>& per_completion, uint6
 
 }  // namespace
 
-EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judge& judge,
+EvalResult evaluate(InferenceEngine& policy, const Tokenizer& tok, InferenceEngine& judge_engine, const Judge& judge,
                     const std::vector<RubricExample>& data, const EvalOptions& opt) {
     check(opt.best_of_n >= 1, "eval: best-of-n must be at least 1");
     auto t0 = std::chrono::steady_clock::now();
@@ -45,7 +45,7 @@ EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judg
     GenerateOptions gen = opt.gen;
     gen.stop_tokens = chat_stop_tokens(tok);
     gen.seed = opt.seed;
-    auto completions = generate(policy, groups, gen);
+    auto completions = policy.generate(groups, gen);
 
     // The judge never sees the scaffold: items hold the bare example and the response.
     EvalResult r;
@@ -57,7 +57,7 @@ EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judg
             r.responses[i].push_back(items.back().response);
             r.tokens += long(c.tokens.size());
         }
-    auto verdicts = judge.judge(items);
+    auto verdicts = judge_engine.judge(judge, items);
     r.has_checker = all_checked(data);
     std::vector<std::vector<double>> by_judge(data.size()), by_checker(data.size());
     for (size_t k = 0; k < items.size(); k++) {

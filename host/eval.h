@@ -7,6 +7,7 @@
 #pragma once
 #include <vector>
 
+#include "engine.h"
 #include "generate.h"
 #include "judge.h"
 #include "rubric.h"
@@ -36,7 +37,8 @@ struct EvalResult {
     double seconds = 0;
 };
 
-EvalResult evaluate(const CpuInference& policy, const Tokenizer& tok, const Judge& judge,
+// `judge_engine` scores with the judge's weights; `judge` supplies its prompts and answer words.
+EvalResult evaluate(InferenceEngine& policy, const Tokenizer& tok, InferenceEngine& judge_engine, const Judge& judge,
                     const std::vector<RubricExample>& data, const EvalOptions& opt);
 
 }  // namespace rusca

@@ -45,6 +45,7 @@ public:
     std::vector<int> prefix_tokens(const JudgeItem& item) const;
     std::vector<int> suffix_tokens(const Criterion& c) const;
     int yes_id() const { return yes_id_; }
+    const CpuInference& scorer() const { return model_; }
     int no_id() const { return no_id_; }
 
 private:

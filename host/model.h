@@ -5,16 +5,30 @@
 // backend (CpuModel, host/cpu/cpu_model.cpp) is the readable fp32 reference that CUDA kernels are
 // tested against. There is no autograd: each backend's backward is the forward written in reverse.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config.h"
+#include "cpu/grpo_loss.h"  // GrpoLossConfig, GrpoLossStats
 #include "optimizer.h"
 #include "params.h"
 
 namespace rusca {
+
+class InferenceEngine;  // host/engine.h
+
+// A GRPO minibatch laid out over the whole [B, T] token grid (row n = b*T + t): the hidden state of
+// row n predicts target[n] (< 0: no response token there, mask 0). Keeping the grid's layout means
+// the backward needs no scatter; the prompt rows cost the fused loss nothing on the CPU and one
+// GEMM row each on the GPU.
+struct GrpoBatch {
+    int B = 0, T = 0, S = 0, max_len = 0;          // S = sequences (= B), max_len = longest response
+    std::vector<int> tokens, target, seq;           // [B*T]
+    std::vector<float> adv, mask, old_logp, ref_logp;  // [B*T]; ref_logp empty when beta == 0
+};
 
 class Model {
 public:
@@ -28,12 +42,26 @@ public:
     virtual float forward(const int* tokens, const int* targets, int B, int T) = 0;
     // Adds d(loss)/d(params) of the last forward into the gradients (call zero_grad first).
     virtual void backward() = 0;
+    // forward() and, when the loss is finite, backward(): what a training step needs. A backend may
+    // do it in less work (CUDA: the LM head's three vocabulary GEMMs once, not a forward-only pass
+    // plus a recomputation); a non-finite loss may then leave gradients that zero_grad() clears.
+    virtual float forward_backward(const int* tokens, const int* targets, int B, int T) {
+        const float loss = forward(tokens, targets, B, T);
+        if (std::isfinite(loss)) backward();
+        return loss;
+    }
     virtual void zero_grad() = 0;
     // Final-norm hidden states [B*T, C] of tokens [B, T] (no LM head), and the backward from
     // d(hidden) (adds into the gradients; the LM head's gradient is the caller's to add).
     virtual const float* forward_hidden(const int* tokens, int B, int T) = 0;
     virtual void backward_hidden(const float* dhidden) = 0;
-    // Logits [B, T, V] of the last forward, in fp32 on the host.
+    // log pi(target | the tokens before it) at every row of `b` (0 where target < 0), at the
+    // sampling temperature, through the fused LM head (never the [rows x V] logits).
+    virtual std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) = 0;
+    // The fused GRPO loss on `b`, its gradient added into the gradients (call zero_grad first).
+    virtual cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) = 0;
+    // Logits [B, T, V] of the last forward, in fp32 on the host (for inspection: the CUDA backend
+    // forms them on the host from the device's final hidden states).
     virtual std::vector<float> logits() const = 0;
     // Positions that counted in the last loss.
     virtual long counted_tokens() const = 0;
@@ -50,9 +78,12 @@ public:
     virtual void upload_optimizer(const AdamW&) {}
     virtual void download_optimizer(AdamW&) {}
     // Global-norm clipping + AdamW on this backend's gradients; returns the norm before clipping
-    // (an Error, with nothing updated, when it is not finite).
+    // (when it is not finite, nothing is updated).
     virtual float optimizer_step(AdamW& adam, float lr) { return adam.step(params(), grads(), lr); }
     virtual const char* device() const { return "cpu"; }
+    // The bf16 weights on the device, in ParamLayout order, for an engine to share (nullptr on the
+    // CPU). Valid for the model's lifetime; updated in place by optimizer_step().
+    virtual const void* device_weights() const { return nullptr; }
     // Waits for the device's queued work (timing); the CPU backend is always done.
     virtual void synchronize() {}
 };
@@ -61,15 +92,18 @@ public:
 void init_params(const ParamLayout& layout, float* params, uint64_t seed, float std = 0.02f);
 
 // The CPU reference backend (fp32). Its graph is CpuModel<Real> in host/cpu/cpu_model.h.
-std::unique_ptr<Model> make_cpu_model(const ModelConfig& c);
+std::unique_ptr<Model> make_cpu_model(const ModelConfig& c, bool frozen = false);
 // The backend for `device`: "cpu", "cuda" (an Error naming why when CUDA is not built or there is
-// no GPU), or "auto" (CUDA when a GPU is present, else the CPU).
-std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device);
+// no GPU), or "auto" (CUDA when a GPU is present, else the CPU). A frozen model (the RL reference)
+// is never trained: it holds no gradients (on CUDA only the bf16 weights: no master copy or moments).
+std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device, bool frozen = false);
 // "cpu" or "cuda" for a --device value (auto: cuda when a GPU is present); an Error naming why
 // when cuda is asked for and cannot be had.
 std::string resolve_device(const std::string& device);
 
 // A model directory (config.json + safetensors weights) loaded into the CPU backend.
 std::unique_ptr<Model> load_cpu_model(const std::string& dir);
+// The same on `device` (weights uploaded).
+std::unique_ptr<Model> load_model(const std::string& dir, const std::string& device, bool frozen = false);
 
 }  // namespace rusca

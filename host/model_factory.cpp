@@ -1,4 +1,5 @@
 // model_factory.cpp: choosing a backend by name.
+#include "checkpoint.h"  // load_params
 #include "error.h"
 #include "gpu.h"
 #include "model.h"
@@ -6,7 +7,7 @@
 namespace rusca {
 
 #ifdef RUSCA_CUDA
-std::unique_ptr<Model> make_cuda_model(const ModelConfig& c);  // host/cuda/cuda_model.cpp
+std::unique_ptr<Model> make_cuda_model(const ModelConfig& c, bool frozen);  // host/cuda/cuda_model.cpp
 #endif
 
 void require_gpu(const std::string& what) {
@@ -25,13 +26,20 @@ std::string resolve_device(const std::string& device) {
     return "cuda";
 }
 
-std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device) {
-    if (resolve_device(device) == "cpu") return make_cpu_model(c);
+std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device, bool frozen) {
+    if (resolve_device(device) == "cpu") return make_cpu_model(c, frozen);
 #ifdef RUSCA_CUDA
-    return make_cuda_model(c);
+    return make_cuda_model(c, frozen);
 #else
     throw Error("--device cuda: this rusca was built without CUDA");
 #endif
+}
+
+std::unique_ptr<Model> load_model(const std::string& dir, const std::string& device, bool frozen) {
+    std::unique_ptr<Model> m = make_model(load_config(dir + "/config.json"), device, frozen);
+    load_params(dir, m->layout, m->params());
+    m->upload_params();
+    return m;
 }
 
 }  // namespace rusca

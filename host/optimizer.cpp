@@ -16,7 +16,7 @@ float AdamW::grad_norm(const float* grads) const {
 
 float AdamW::step(float* params, float* grads, float lr) {
     const float norm = grad_norm(grads);
-    check(std::isfinite(norm), "gradient norm is not finite (NaN/Inf); the update was skipped");
+    if (!std::isfinite(norm)) return norm;  // nothing updated: the caller logs a skipped step
     if (cfg.grad_clip > 0) {
         const float coef = cfg.grad_clip / (norm + 1e-6f);
         if (coef < 1.0f) cpu::scale(grads, layout.total, coef);

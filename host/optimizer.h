@@ -17,7 +17,8 @@ class AdamW {
 public:
     AdamW(const ParamLayout& layout, const AdamWConfig& cfg);
     // Clips `grads` in place (PyTorch clip_grad_norm_ semantics), then updates `params`.
-    // Returns the gradient norm before clipping. A non-finite norm is an Error: nothing is updated.
+    // Returns the gradient norm before clipping. A non-finite norm is returned with nothing updated
+    // (not thrown: the loops log it as a skipped update, and let real errors stop the run).
     float step(float* params, float* grads, float lr);
     // Global L2 norm of the gradients, summed in double in a fixed order.
     float grad_norm(const float* grads) const;

@@ -21,10 +21,14 @@
 #include "checker.h"
 #include "checkpoint.h"
 #include "error.h"
+#include "engine.h"
 #include "eval.h"
 #include "fileio.h"
 #include "generate.h"
+#include "gpu.h"
 #include "judge.h"
+#include "memory_plan.h"
+#include "mfu.h"
 #include "model.h"
 #include "rng.h"
 #include "rubric.h"
@@ -51,48 +55,66 @@ struct Rollout {
 };
 
 // The policy's view of a set of rollouts for the loss: bare prompt + completion, right-padded to T.
-// Response token j of row b is predicted by the hidden state at flat position b*T + start_b + j.
-struct LossBatch {
-    int B = 0, T = 0, S = 0, max_len = 0;
-    std::vector<int> tokens;                      // [B*T]
-    std::vector<int> pos, target, seq;            // per response token
-    std::vector<float> adv, mask, old_logp, ref_logp;
-};
-
-LossBatch make_batch(const std::vector<Rollout*>& rs, const std::vector<std::vector<int>>& bare_prompts, int pad) {
-    LossBatch b;
+// Response token j of row b is predicted by the hidden state at flat position b*T + start_b + j - 1;
+// every other position has target -1 and mask 0.
+GrpoBatch make_batch(const std::vector<Rollout*>& rs, const std::vector<std::vector<int>>& bare_prompts, int pad) {
+    GrpoBatch b;
     b.B = b.S = int(rs.size());
     for (const Rollout* r : rs) {
         b.T = std::max(b.T, int(bare_prompts[r->prompt].size() + r->completion.tokens.size()));
         b.max_len = std::max(b.max_len, int(r->completion.tokens.size()));
     }
-    b.tokens.assign(size_t(b.B) * b.T, pad);
+    const size_t N = size_t(b.B) * b.T;
+    b.tokens.assign(N, pad), b.target.assign(N, -1), b.seq.assign(N, 0);
+    b.adv.assign(N, 0.0f), b.mask.assign(N, 0.0f);
     for (int i = 0; i < b.B; i++) {
         const std::vector<int>& prompt = bare_prompts[rs[i]->prompt];
         const std::vector<int>& done = rs[i]->completion.tokens;
         std::copy(prompt.begin(), prompt.end(), b.tokens.begin() + size_t(i) * b.T);
         std::copy(done.begin(), done.end(), b.tokens.begin() + size_t(i) * b.T + prompt.size());
         for (size_t j = 0; j < done.size(); j++) {
-            b.pos.push_back(i * b.T + int(prompt.size() + j) - 1);
-            b.target.push_back(done[j]), b.seq.push_back(i), b.adv.push_back(rs[i]->advantage), b.mask.push_back(1);
+            const size_t n = size_t(i) * b.T + prompt.size() + j - 1;
+            b.target[n] = done[j], b.seq[n] = i, b.adv[n] = rs[i]->advantage, b.mask[n] = 1;
         }
     }
     return b;
 }
 
-std::vector<float> gather_rows(const float* x, const std::vector<int>& rows, int C) {
-    std::vector<float> out(rows.size() * size_t(C));
-    for (size_t i = 0; i < rows.size(); i++) std::copy(x + size_t(rows[i]) * C, x + size_t(rows[i] + 1) * C, &out[i * C]);
-    return out;
-}
+// One optimizer step's rollouts, in micro-batches whose gradients add up to the minibatch's: each
+// micro-batch's loss is scaled by its share of the minibatch's aggregate.
+struct Minibatch {
+    std::vector<GrpoBatch> micro;
+    std::vector<double> share;
+    long tokens = 0;  // counted response tokens of all micro-batches
+};
 
-// log pi(response token | bare prompt, earlier response tokens) under `m`, fused (no logits).
-std::vector<float> response_logprobs(Model& m, const LossBatch& b, double temperature) {
-    const int C = m.config.hidden_size, N = int(b.pos.size());
-    std::vector<float> h = gather_rows(m.forward_hidden(b.tokens.data(), b.B, b.T), b.pos, C), logp(N);
-    cpu::grpo_logprobs(logp.data(), (float*)nullptr, h.data(), m.params() + m.layout.lm_head, b.target.data(), N, C,
-                       m.config.vocab_size, temperature, 4096, 32);
-    return logp;
+// share = what fraction of the minibatch's aggregate a micro-batch's own aggregate is: its counted
+// tokens (token-mean) or its sequences (seq-mean-*); Dr. GRPO divides by the minibatch's constant
+// S * max_len, which the micro-batches are given instead (share 1).
+void set_shares(Minibatch& mb, cpu::GrpoAgg agg) {
+    long seqs = 0, S = 0;
+    int max_len = 0;
+    std::vector<long> tokens, nonempty;
+    for (const GrpoBatch& b : mb.micro) {
+        long t = 0;
+        for (float w : b.mask) t += w != 0;
+        tokens.push_back(t), mb.tokens += t;
+        nonempty.push_back(0);
+        std::vector<bool> has(b.B, false);
+        for (size_t n = 0; n < b.mask.size(); n++) has[b.seq[n]] = has[b.seq[n]] || b.mask[n] != 0;
+        for (bool h : has) nonempty.back() += h;
+        seqs += nonempty.back(), S += b.S, max_len = std::max(max_len, b.max_len);
+    }
+    for (size_t i = 0; i < mb.micro.size(); i++) {
+        if (agg == cpu::GrpoAgg::SeqMeanTokenSumNorm) {
+            mb.micro[i].S = int(S), mb.micro[i].max_len = max_len;
+            mb.share.push_back(1.0);
+        } else if (agg == cpu::GrpoAgg::TokenMean) {
+            mb.share.push_back(mb.tokens ? double(tokens[i]) / double(mb.tokens) : 0.0);
+        } else {
+            mb.share.push_back(seqs ? double(nonempty[i]) / double(seqs) : 0.0);
+        }
+    }
 }
 
 struct UpdateStats {
@@ -102,26 +124,23 @@ struct UpdateStats {
 };
 
 // One optimizer step on one minibatch: fused GRPO loss on the response positions, backward through
-// the trunk, AdamW with clipping. A non-finite loss or gradient skips the update (and says so).
-UpdateStats update(Model& m, AdamW& adam, const LossBatch& b, const RlOptions& opt) {
-    const int C = m.config.hidden_size, V = m.config.vocab_size, N = int(b.pos.size());
+// the trunk (micro-batch by micro-batch, gradients accumulating), AdamW with clipping. Only a
+// non-finite loss or gradient norm skips the update (and says so); any other error stops the run.
+UpdateStats update(Model& m, AdamW& adam, const Minibatch& mb, const RlOptions& opt) {
     UpdateStats st;
     m.zero_grad();
-    std::vector<float> h = gather_rows(m.forward_hidden(b.tokens.data(), b.B, b.T), b.pos, C);
-    std::vector<float> logp(N), dh(h.size(), 0.0f);
-    st.loss = cpu::grpo_loss(logp.data(), dh.data(), m.grads() + m.layout.lm_head, h.data(), m.params() + m.layout.lm_head,
-                             b.target.data(), b.adv.data(), b.old_logp.data(),
-                             opt.loss.beta > 0 ? b.ref_logp.data() : nullptr, b.mask.data(), b.seq.data(), N, C, V, b.S,
-                             b.max_len, opt.loss);
-    if (!std::isfinite(st.loss.loss)) return st.skipped = true, st;
-    std::vector<float> dhidden(size_t(b.B) * b.T * C, 0.0f);  // scatter back to [B*T, C]
-    for (int i = 0; i < N; i++) std::copy(&dh[size_t(i) * C], &dh[size_t(i + 1) * C], &dhidden[size_t(b.pos[i]) * C]);
-    m.backward_hidden(dhidden.data());
-    try {
-        st.grad_norm = adam.step(m.params(), m.grads(), opt.lr);
-    } catch (const Error&) {
-        st.skipped = true;
+    for (size_t i = 0; i < mb.micro.size(); i++) {
+        cpu::GrpoLossConfig cfg = opt.loss;
+        cfg.loss_scale = mb.share[i];
+        const cpu::GrpoLossStats s = m.grpo_loss_backward(mb.micro[i], cfg);
+        const double w = mb.tokens ? double(s.tokens) / double(mb.tokens) : 0.0;  // the means are per token
+        st.loss.loss += s.loss, st.loss.tokens += s.tokens;
+        st.loss.kl_mean += w * s.kl_mean, st.loss.clip_frac += w * s.clip_frac;
+        st.loss.dual_clip_frac += w * s.dual_clip_frac, st.loss.entropy_mean += w * s.entropy_mean;
+        if (!std::isfinite(s.loss)) return st.skipped = true, st;
     }
+    st.grad_norm = m.optimizer_step(adam, opt.lr);
+    st.skipped = !std::isfinite(st.grad_norm);
     return st;
 }
 
@@ -150,12 +169,12 @@ std::vector<std::vector<Verdict>> checker_judgements(const std::vector<JudgeItem
 
 // The held-out score of the current policy without scaffold, by the judge and (when the data has
 // checks) by the programmatic checker, as metrics fields.
-json eval_metrics(Model& policy, const Tokenizer& tok, const Judge& judge, const std::vector<RubricExample>& held,
-                  const GenerateOptions& gen, uint64_t seed) {
-    CpuInference now(policy.config, policy.params());
+json eval_metrics(Model& policy, InferenceEngine& policy_engine, const Tokenizer& tok, InferenceEngine& judge_engine,
+                  const Judge& judge, const std::vector<RubricExample>& held, const GenerateOptions& gen, uint64_t seed) {
+    policy.synchronize();  // the last update is in the weights the engine reads
     EvalOptions eo;
     eo.gen = gen, eo.seed = seed;
-    EvalResult e = evaluate(now, tok, judge, held, eo);
+    EvalResult e = evaluate(policy_engine, tok, judge_engine, judge, held, eo);
     json m = {{"eval_score", e.judge.score}, {"eval_score_std", e.judge.score_std}, {"eval_s", e.seconds}};
     if (e.has_checker) {
         m["eval_checker_score"] = e.checker.score, m["eval_checker_score_std"] = e.checker.score_std;
@@ -176,12 +195,48 @@ std::string eval_summary(const json& m) {
     return out;
 }
 
+// The device memory plan of a CUDA run (host/memory_plan.h): printed, refused when it does not fit;
+// returns what it leaves for the rollout engine's KV pool.
+size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
+                          const Tokenizer& judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
+    RlShape s;
+    s.rollouts = o.prompts_per_step * o.group;
+    s.minibatch = (s.rollouts + o.updates_per_step - 1) / o.updates_per_step;
+    if (o.micro_batch > 0) s.minibatch = std::min(s.minibatch, o.micro_batch);
+    s.max_new_tokens = o.max_new_tokens, s.reference = o.loss.beta > 0;
+    const JudgeTemplate jt = JudgeTemplate::load(o.judge_template);
+    for (const RubricExample& ex : data) {  // the longest prompts: bare, with every criterion shown, judged
+        std::vector<const Criterion*> all;
+        std::string longest_criterion;
+        for (const Criterion& c : ex.rubrics) {
+            all.push_back(&c);
+            if (c.text.size() > longest_criterion.size()) longest_criterion = c.text;
+        }
+        const int prompt = int(chat_prompt_tokens(tok, ex.prompt).size());
+        s.max_bare_tokens = std::max(s.max_bare_tokens, prompt + int(chat_prefix_tokens(tok, "", ex.prompt).size()));
+        s.max_prefix_tokens = std::max(s.max_prefix_tokens,
+                                       prompt + int(chat_prefix_tokens(tok, scaffold_tmpl.render(all), ex.prompt).size()));
+        // The judge prompt around a response of up to max_new_tokens policy tokens, counted as two
+        // judge tokens each (the judge's tokenizer may split finer).
+        const std::string judged = jt.prefix + render_conversation(ex.prompt) + jt.suffix + longest_criterion;
+        s.max_judge_tokens = std::max(s.max_judge_tokens, int(judge_tok.encode(judged).size()) + 2 * o.max_new_tokens);
+    }
+    const std::vector<GpuInfo> gpus = list_gpus();
+    size_t budget = gpus.empty() ? 0 : gpus[0].free_bytes;
+    if (o.memory_budget_gb > 0) budget = std::min(budget, size_t(o.memory_budget_gb * double(1ull << 30)));
+    const MemoryPlan plan = plan_rl_memory(load_config(o.policy + "/config.json"), load_config(o.judge + "/config.json"), s, budget);
+    require_fits(plan);
+    if (!o.quiet) std::fprintf(stderr, "%s", plan.table().c_str());
+    return plan.kv_pool;
+}
+
 void validate(const RlOptions& o) {
     check(o.steps > 0, "--steps must be positive");
     check(o.group >= 1 && o.prompts_per_step >= 1, "--group and --prompts-per-step must be positive");
     check(o.updates_per_step >= 1 && o.updates_per_step <= o.prompts_per_step * o.group,
           "--updates-per-step must be between 1 and prompts x group");
     check(o.max_new_tokens > 0, "--max-new-tokens must be positive");
+    check(o.micro_batch >= 0, "--micro-batch must be >= 0");
     o.sampling.validate();
     check(o.loss.temperature > 0, "--temperature 0 (greedy) cannot train: the loss needs the sampling distribution");
 }
@@ -200,22 +255,34 @@ RlResult run_rl(const RlOptions& opt) {
     if (o.eval_limit > 0 && size_t(o.eval_limit) < held.size()) held.resize(o.eval_limit);
     const ScaffoldTemplate scaffold_tmpl = ScaffoldTemplate::load(o.scaffold_template);
     check(!o.checker_reward || all_checked(data), o.data + ": --reward checker needs a \"check\" on every criterion");
-    std::unique_ptr<Model> policy = load_cpu_model(o.policy);
+    const std::string device = resolve_device(o.device);
     const std::string tok_path = tokenizer_path(o.tokenizer, o.policy);
     Tokenizer tok(tok_path);
-    check(tok.vocab_size() <= policy->config.vocab_size, tok.path() + ": tokenizer is larger than the policy's vocab_size");
+    check(tok.vocab_size() <= load_config(o.policy + "/config.json").vocab_size,
+          tok.path() + ": tokenizer is larger than the policy's vocab_size");
+    Tokenizer judge_tok(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
+    // On CUDA: everything the run will hold, against the free memory, before allocating any of it.
+    const size_t kv_pool = device == "cuda" && !o.schedule_only
+                               ? plan_device_memory(o, data, tok, judge_tok, scaffold_tmpl)
+                               : 0;
+    std::unique_ptr<Model> policy = load_model(o.policy, device);
     // The judge: its own model and tokenizer, in this process (not needed to preview the schedule).
+    // On the CPU the Judge scores with its host weights; on CUDA they are read once into the
+    // judge engine's own bf16 copy, on the same device.
     std::unique_ptr<Model> judge_model;
     std::unique_ptr<CpuInference> judge_inf;
     std::unique_ptr<Judge> judge;
-    Tokenizer judge_tok(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
+    std::unique_ptr<InferenceEngine> judge_engine, policy_engine;
     if (!o.schedule_only) {
-        judge_model = load_cpu_model(o.judge);
+        judge_model = load_model(o.judge, "cpu", /*frozen=*/true);  // host fp32: tokenization, CPU scoring, upload
         judge_inf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
         judge = std::make_unique<Judge>(*judge_inf, judge_tok, JudgeTemplate::load(o.judge_template), o.yes, o.no);
+        judge_engine = make_engine(device, *judge_model);
+        policy_engine = make_engine(device, *policy, kv_pool);  // shares the policy's weights
     }
     // The frozen reference is the starting policy, needed only when the KL term is on.
-    std::unique_ptr<Model> reference = o.loss.beta > 0 && !o.schedule_only ? load_cpu_model(o.policy) : nullptr;
+    std::unique_ptr<Model> reference =
+        o.loss.beta > 0 && !o.schedule_only ? load_model(o.policy, device, /*frozen=*/true) : nullptr;
     const ParamLayout& layout = policy->layout;
     AdamW adam(layout, o.adam);
     EpochSampler sampler(data.size(), o.seed);
@@ -230,12 +297,16 @@ RlResult run_rl(const RlOptions& opt) {
         TrainState st = load_train_state(ckpt, layout);
         for (const auto& [key, want] : settings) meta_expect(st, key, want, ckpt);
         start = restore_training(ckpt, st, layout, policy->params(), adam, sampler, metrics_path);
+        policy->upload_params();
+        policy->upload_optimizer(adam);
         if (!o.quiet) std::fprintf(stderr, "rusca rl: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
     make_dirs(o.out);
     std::ofstream metrics(metrics_path, std::ios::app);
     check(metrics.good(), metrics_path + ": cannot open for writing");
     auto save = [&](int step) {
+        policy->download_params();
+        policy->download_optimizer(adam);
         TrainState st = training_state(step, adam, sampler);
         st.meta.insert(settings.begin(), settings.end());
         return save_checkpoint(o.out, step, policy->config, layout, policy->params(), st, tok.path());
@@ -245,13 +316,15 @@ RlResult run_rl(const RlOptions& opt) {
     GenerateOptions gen;
     gen.sampling = o.sampling, gen.max_new_tokens = o.max_new_tokens, gen.stop_tokens = chat_stop_tokens(tok);
     const int pad = std::max(tok.pad_id(), 0);
+    // MFU of the update phase on the step line, only on a GPU the peak table knows.
+    const double peak_flops = device == "cuda" ? current_gpu_peak_flops() : 0;
     StopSignals stop;
     RlResult result;
     int step = start;
     const int last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
     if (start == 0 && !held.empty() && o.eval_every > 0 && !o.schedule_only) {  // the starting point of the curve
         json m0 = {{"step", 0}};
-        m0.update(eval_metrics(*policy, tok, *judge, held, gen, o.seed));
+        m0.update(eval_metrics(*policy, *policy_engine, tok, *judge_engine, *judge, held, gen, o.seed));
         metrics << m0.dump() << "\n" << std::flush;
         if (!o.quiet) std::fprintf(stderr, "step    0 | %s\n", eval_summary(m0).c_str());
     }
@@ -289,8 +362,8 @@ RlResult run_rl(const RlOptions& opt) {
             for (int i = 0; i < G; i++) groups[p].prefixes.push_back(chat_prefix_tokens(tok, rollouts[p * G + i].scaffold.text, prompts[p]->prompt));
         }
         gen.seed = step_seed(o.seed, step, 2);
-        CpuInference policy_inf(policy->config, policy->params());
-        auto completions = generate(policy_inf, groups, gen);
+        policy->synchronize();  // the last update is in the weights the engine reads
+        auto completions = policy_engine->generate(groups, gen);
         long gen_tokens = 0;
         for (size_t k = 0; k < rollouts.size(); k++) {
             rollouts[k].completion = completions[k / G][k % G];
@@ -302,7 +375,7 @@ RlResult run_rl(const RlOptions& opt) {
         t0 = Clock::now();
         std::vector<JudgeItem> items;
         for (const Rollout& r : rollouts) items.push_back({prompts[r.prompt], completion_text(tok, r.completion)});
-        auto verdicts = o.checker_reward ? checker_judgements(items) : judge->judge(items);
+        auto verdicts = o.checker_reward ? checker_judgements(items) : judge_engine->judge(*judge, items);
         std::vector<double> rewards;
         long criteria = 0, met_pos = 0, n_pos = 0, met_neg = 0, n_neg = 0;
         for (size_t k = 0; k < rollouts.size(); k++) {
@@ -330,23 +403,32 @@ RlResult run_rl(const RlOptions& opt) {
 
         // 5. old and reference log-probs on the bare prompt, before any update of this step
         t0 = Clock::now();
-        std::vector<LossBatch> minibatches;
+        std::vector<Minibatch> minibatches;
+        double update_flops = 0;  // old (+ reference) forwards and the updates' forward + backward
         const int per = int(rollouts.size() + o.updates_per_step - 1) / o.updates_per_step;
+        const int micro = o.micro_batch > 0 ? std::min(o.micro_batch, per) : per;
         for (size_t first = 0; first < rollouts.size(); first += per) {
-            std::vector<Rollout*> part;
-            for (size_t k = first; k < std::min(rollouts.size(), first + per); k++) part.push_back(&rollouts[k]);
-            LossBatch b = make_batch(part, bare, pad);
-            b.old_logp = response_logprobs(*policy, b, o.loss.temperature);
-            if (reference) b.ref_logp = response_logprobs(*reference, b, o.loss.temperature);
-            minibatches.push_back(std::move(b));
+            Minibatch mb;
+            const size_t end = std::min(rollouts.size(), first + per);
+            for (size_t from = first; from < end; from += micro) {
+                std::vector<Rollout*> part;
+                for (size_t k = from; k < std::min(end, from + micro); k++) part.push_back(&rollouts[k]);
+                GrpoBatch b = make_batch(part, bare, pad);
+                b.old_logp = policy->token_logprobs(b, o.loss.temperature);
+                if (reference) b.ref_logp = reference->token_logprobs(b, o.loss.temperature);
+                update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
+                mb.micro.push_back(std::move(b));
+            }
+            set_shares(mb, o.loss.agg);
+            minibatches.push_back(std::move(mb));
         }
 
         // 6. minibatch updates
         json upd = json::array();
         double loss = 0, kl = 0, clip = 0, dual = 0, entropy = 0, gnorm = 0;
         int applied = 0;
-        for (const LossBatch& b : minibatches) {
-            UpdateStats st = update(*policy, adam, b, o);
+        for (const Minibatch& mb : minibatches) {
+            UpdateStats st = update(*policy, adam, mb, o);
             upd.push_back({{"loss", st.loss.loss}, {"grad_norm", st.grad_norm}, {"skipped", st.skipped}});
             if (st.skipped) continue;
             applied++;
@@ -358,19 +440,25 @@ RlResult run_rl(const RlOptions& opt) {
         m["entropy"] = entropy / n, m["grad_norm"] = gnorm / n, m["lr"] = o.lr, m["updates"] = upd;
         m["updates_skipped"] = int(minibatches.size()) - applied;
         m["update_s"] = seconds_since(t0), m["update_tokens_per_s"] = gen_tokens / seconds_since(t0);
+        char mfu[32] = "";
+        if (peak_flops > 0) {
+            m["update_mfu"] = update_flops / m["update_s"].get<double>() / peak_flops;
+            std::snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100 * m["update_mfu"].get<double>());
+        }
 
         // 7. eval, metrics, checkpoint
+        if (device == "cuda") m["device_memory_used_bytes"] = gpu_memory_used();
         if (!held.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
-            m.update(eval_metrics(*policy, tok, *judge, held, gen, o.seed));
+            m.update(eval_metrics(*policy, *policy_engine, tok, *judge_engine, *judge, held, gen, o.seed));
         }
         metrics << m.dump(-1, ' ', false, json::error_handler_t::replace) << "\n" << std::flush;
         if (!o.quiet)
             std::fprintf(stderr,
                          "step %4d/%d | lambda %.3f | reward %.3f +- %.3f | len %.0f | loss %.4f | kl %.2e | clip %.3f | "
-                         "grad %.3f | rollout %.1fs judge %.1fs update %.1fs%s\n",
+                         "grad %.3f | rollout %.1fs judge %.1fs update %.1fs%s%s\n",
                          step, o.steps, m["lambda_step"].get<double>(), mean, std::sqrt(var), len, loss / n, kl / n,
                          clip / n, gnorm / n, m["rollout_s"].get<double>(), m["judge_s"].get<double>(),
-                         m["update_s"].get<double>(), applied < int(minibatches.size()) ? " | SKIPPED UPDATE" : "");
+                         m["update_s"].get<double>(), mfu, applied < int(minibatches.size()) ? " | SKIPPED UPDATE" : "");
         if (!o.quiet && m.contains("eval_score")) std::fprintf(stderr, "step %4d | %s\n", step, eval_summary(m).c_str());
         if (o.save_every > 0 && step % o.save_every == 0 && step < last) result.last_checkpoint = save(step);
     }

@@ -28,6 +28,7 @@ struct RlOptions {
     int steps = 10;
     int prompts_per_step = 64, group = 8;       // 64 prompts x 8 rollouts
     int updates_per_step = 2;                   // minibatches (optimizer steps) per RL step, 1 epoch
+    int micro_batch = 0;                        // rollouts per forward/backward, gradients accumulated (0: a whole minibatch)
     float lr = 1e-6f;                           // constant
     AdamWConfig adam;                           // wd 0.01, grad clip 1.0
     cpu::GrpoLossConfig loss;                   // eps 0.2 / 0.2, dual clip 3, beta 0.001, token-mean
@@ -45,6 +46,8 @@ struct RlOptions {
     bool schedule_only = false;                 // log the scaffold plan of every step, train nothing
     bool quiet = false;
     int threads = 0;
+    std::string device = "auto";                // cpu | cuda | auto (CUDA when a GPU is present)
+    double memory_budget_gb = 0;                // CUDA: plan against this much, not the card's free memory (0)
 };
 
 struct RlResult {

@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "error.h"
 #include "fileio.h"
+#include "mfu.h"
 #include "model.h"
 #include "rng.h"
 #include "run_log.h"
@@ -97,6 +98,8 @@ SftResult run_sft(const SftOptions& opt) {
         return save_checkpoint(opt.out, step, config, layout, model->params(), st, tok.path());
     };
 
+    // MFU on the step line, only on a GPU the peak table knows.
+    const double peak_flops = model->device() == std::string("cuda") ? current_gpu_peak_flops() : 0;
     StopSignals stop;
     SftResult result;
     const int B = opt.batch, T = opt.seq;
@@ -109,26 +112,28 @@ SftResult run_sft(const SftOptions& opt) {
         auto t0 = std::chrono::steady_clock::now();
         for (int b = 0; b < B; b++) data.get(sampler.next(), &tokens[size_t(b) * T], &targets[size_t(b) * T]);
         model->zero_grad();
-        loss = model->forward(tokens.data(), targets.data(), B, T);
+        loss = model->forward_backward(tokens.data(), targets.data(), B, T);
         nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens", model->counted_tokens()}};
         const float lr = lr_at(opt, step);
         if (std::isfinite(loss)) {
-            model->backward();
-            try {
-                m["grad_norm"] = model->optimizer_step(adam, lr);
-            } catch (const Error& e) {
-                m["skipped"] = e.what();
-            }
+            const float norm = model->optimizer_step(adam, lr);
+            if (std::isfinite(norm)) m["grad_norm"] = norm;
+            else m["skipped"] = "non-finite gradient norm; update skipped";
         } else {
             m["skipped"] = "non-finite loss; update skipped";
         }
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         m["lr"] = lr, m["ms"] = secs * 1e3, m["tokens_per_s"] = double(B) * T / secs;
+        char mfu[32] = "";
+        if (peak_flops > 0) {  // forward + backward = 3 forwards
+            m["mfu"] = 3 * forward_flops_per_token(config, T) * B * T / secs / peak_flops;
+            std::snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100 * m["mfu"].get<double>());
+        }
         metrics << m.dump() << "\n" << std::flush;
         result.losses.push_back(loss);
         if (!opt.quiet)
-            std::fprintf(stderr, "step %5d/%d | loss %.4f | grad %.3f | lr %.2e | %.0f ms | %.0f tok/s%s\n", step,
-                         opt.steps, loss, m.value("grad_norm", 0.0f), lr, secs * 1e3, double(B) * T / secs,
+            std::fprintf(stderr, "step %5d/%d | loss %.4f | grad %.3f | lr %.2e | %.0f ms | %.0f tok/s%s%s\n", step,
+                         opt.steps, loss, m.value("grad_norm", 0.0f), lr, secs * 1e3, double(B) * T / secs, mfu,
                          m.contains("skipped") ? " | SKIPPED" : "");
         if (opt.save_every > 0 && step % opt.save_every == 0 && step < last)
             result.last_checkpoint = save(step, loss);

@@ -15,6 +15,7 @@
 
 #include "host/checkpoint.h"
 #include "host/fileio.h"
+#include "host/gpu.h"
 #include "host/model.h"
 #include "host/safetensors.h"
 #include "tokenizer/tokenizer.h"
@@ -39,6 +40,14 @@ Result run(const std::string& args) {
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// GPU-only benchmarks refuse clearly without a GPU instead of running on something else.
+TEST(Cli, BenchRlNeedsAGpu) {
+    if (!rusca::list_gpus().empty()) GTEST_SKIP() << "a GPU is present";
+    Result r = run("bench rl --steps 1");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_TRUE(contains(r.out, "bench rl needs a GPU")) << r.out;
+}
 
 TEST(Cli, HelpListsSubcommands) {
     Result r = run("--help");

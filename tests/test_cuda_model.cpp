@@ -1,7 +1,7 @@
 // test_cuda_model.cpp: the CUDA training backend against the CPU reference (which itself matches
 // the PyTorch golden files): loss and every parameter gradient on one batch, for each family, and
-// 20 AdamW steps whose loss curve follows the CPU one. head_dim is 64, what the flash-attention
-// kernels serve. Skips without a GPU.
+// 20 AdamW steps whose loss curve follows the CPU one; forward_backward() against forward + backward.
+// head_dim is 64, what the flash-attention kernels serve. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include "gpu_test_util.h"
@@ -91,6 +91,46 @@ TEST_P(CudaModelFamilies, TwentyStepsFollowTheCpuLossCurve) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaModelFamilies, ::testing::Values(Family::Llama, Family::Qwen2, Family::Qwen3));
+
+// forward_backward() runs the LM head once both ways instead of forward + recompute in backward:
+// the same loss and the same gradients, bit for bit (the same kernels on the same inputs).
+TEST(CudaModel, ForwardBackwardEqualsForwardThenBackward) {
+    SKIP_WITHOUT_GPU();
+    ModelConfig c = config_for(Family::Qwen2);
+    Pair m(c);
+    std::vector<int> tokens, targets;
+    batch(2, 19, c.vocab_size, 9, tokens, targets);
+    m.gpu->zero_grad();
+    const float loss = m.gpu->forward(tokens.data(), targets.data(), 2, 19);
+    m.gpu->backward();
+    const std::vector<float> want(m.gpu->grads(), m.gpu->grads() + m.gpu->layout.total);
+    m.gpu->zero_grad();
+    EXPECT_EQ(m.gpu->forward_backward(tokens.data(), targets.data(), 2, 19), loss);
+    EXPECT_EQ(std::vector<float>(m.gpu->grads(), m.gpu->grads() + m.gpu->layout.total), want);
+}
+
+// The inspection paths: final hidden states and logits on the host, as the CPU backend's (bf16).
+TEST(CudaModel, HiddenStatesAndLogitsOnTheHostMatchTheCpuBackend) {
+    SKIP_WITHOUT_GPU();
+    ModelConfig c = config_for(Family::Llama);
+    Pair m(c);
+    std::vector<int> tokens, targets;
+    batch(1, 13, c.vocab_size, 4, tokens, targets);
+    auto rel_err = [](const float* got, const float* want, size_t n) {
+        double err = 0, scale = 1e-12;
+        for (size_t i = 0; i < n; i++)
+            err = std::max(err, double(std::fabs(got[i] - want[i]))), scale = std::max(scale, double(std::fabs(want[i])));
+        return err / scale;
+    };
+    const size_t NC = size_t(13) * c.hidden_size;
+    const float* h = m.cpu->forward_hidden(tokens.data(), 1, 13);
+    const std::vector<float> h_cpu(h, h + NC);
+    EXPECT_LE(rel_err(m.gpu->forward_hidden(tokens.data(), 1, 13), h_cpu.data(), NC), 3e-2);
+    m.cpu->forward(tokens.data(), nullptr, 1, 13), m.gpu->forward(tokens.data(), nullptr, 1, 13);
+    const std::vector<float> l_cpu = m.cpu->logits(), l_gpu = m.gpu->logits();
+    ASSERT_EQ(l_gpu.size(), l_cpu.size());
+    EXPECT_LE(rel_err(l_gpu.data(), l_cpu.data(), l_cpu.size()), 3e-2);
+}
 
 TEST(CudaModel, CheckpointRoundTripThroughTheHost) {
     SKIP_WITHOUT_GPU();

@@ -51,19 +51,20 @@ struct Fixture {
     TempDir d;
     std::unique_ptr<Model> policy, judge_model;
     Tokenizer tok{kTok};
-    std::unique_ptr<CpuInference> pinf, jinf;
+    std::unique_ptr<CpuInference> jinf;
     std::unique_ptr<Judge> judge;
+    std::unique_ptr<InferenceEngine> peng, jeng;
     Fixture() {
         policy = load_cpu_model(write_model(d.path + "/policy", 3, 0.5f));
         judge_model = load_cpu_model(write_model(d.path + "/judge", 4, 0.3f));
-        pinf = std::make_unique<CpuInference>(policy->config, policy->params());
+        peng = make_engine("cpu", *policy), jeng = make_engine("cpu", *judge_model);
         jinf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
         judge = std::make_unique<Judge>(*jinf, tok, JudgeTemplate::load("data/world/judge_template.txt"));
     }
     EvalResult run(const std::vector<RubricExample>& data, int n, const ScaffoldTemplate* sc = nullptr) {
         EvalOptions o;
         o.gen.max_new_tokens = 12, o.seed = 5, o.best_of_n = n, o.scaffold = sc;
-        return evaluate(*pinf, tok, *judge, data, o);
+        return evaluate(*peng, tok, *jeng, *judge, data, o);
     }
 };
 

@@ -12,6 +12,7 @@
 #include "host/fileio.h"
 #include "host/model.h"
 #include "host/rl.h"
+#include "rl_test_util.h"
 #include "test_util.h"
 
 using namespace rusca;
@@ -30,40 +31,6 @@ std::string write_model(const std::string& dir, uint64_t seed, float std, int vo
     init_params(layout, params.data(), seed, std);
     save_model(dir, c, layout, params.data());
     return dir;
-}
-
-// Short prompts in the shipped tokenizer's world; n_criteria criteria each, none with zero points.
-std::string write_rubrics(const std::string& path, int n_prompts, int n_criteria) {
-    std::string out;
-    const char* names[] = {"Mira", "Tobin", "Lila", "Oren"};
-    for (int i = 0; i < n_prompts; i++) {
-        json rubrics = json::array();
-        for (int c = 0; c < n_criteria; c++)
-            rubrics.push_back({{"criterion", "Says fact " + std::to_string(c) + "."}, {"points", c % 3 == 2 ? -2 : c % 5 + 1}});
-        json ex = {{"prompt_id", "p" + std::to_string(i)},
-                   {"prompt", {{{"role", "user"}, {"content", std::string(names[i % 4]) + " is sick. What helps?"}}}},
-                   {"rubrics", rubrics}};
-        out += ex.dump() + "\n";
-    }
-    write_file_atomic(path, out);
-    return path;
-}
-
-std::vector<json> read_metrics(const std::string& path) {
-    std::vector<json> rows;
-    std::istringstream in(read_file(path));
-    for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
-    return rows;
-}
-
-// Metrics minus wall-clock fields, which differ between runs by nature.
-json without_timings(json j) {
-    for (auto it = j.begin(); it != j.end();) {
-        const std::string k = it.key();
-        bool timing = k.size() > 2 && (k.substr(k.size() - 2) == "_s" || k.find("per_s") != std::string::npos);
-        it = timing ? j.erase(it) : std::next(it);
-    }
-    return j;
 }
 
 RlOptions tiny_run(const TempDir& d, const std::string& out) {
@@ -133,6 +100,41 @@ TEST(Rl, ModelFoldersWithTheirOwnBpeTokenizer) {
     EXPECT_EQ(read_file(o.out + "/checkpoint-000001/tokenizer.json"), read_file("tests/golden/tokenizers/qwen2/tokenizer.json"));
     EXPECT_TRUE(file_exists(o.out + "/checkpoint-000001/tokenizer_config.json"));
     EXPECT_EQ(read_metrics(o.out + "/metrics.jsonl").size(), 1u);
+}
+
+// Gradients accumulated over micro-batches of a minibatch are the minibatch's: the same loss and
+// gradient norm (to rounding) for every aggregation, with uneven micro-batches (3 + 3 + 2 rollouts).
+TEST(Rl, MicroBatchesAddUpToTheMinibatch) {
+    TempDir d;
+    write_model(d.path + "/policy", 1, 0.3f);
+    write_model(d.path + "/judge", 2, 0.2f);
+    write_rubrics(d.path + "/rubrics.jsonl", 2, 4);
+    for (const char* agg : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}) {
+        std::vector<json> runs[2];
+        for (int micro : {0, 3}) {
+            RlOptions o = tiny_run(d, std::string(agg) + std::to_string(micro));
+            o.steps = 1, o.updates_per_step = 1, o.eval_data = "", o.micro_batch = micro;
+            o.loss.agg = cpu::parse_grpo_agg(agg);
+            run_rl(o);
+            runs[micro ? 1 : 0] = read_metrics(o.out + "/metrics.jsonl");
+        }
+        const json &whole = runs[0][0]["updates"], &micro = runs[1][0]["updates"];
+        ASSERT_EQ(whole.size(), 1u);
+        const double loss = whole[0]["loss"].get<double>(), norm = whole[0]["grad_norm"].get<double>();
+        EXPECT_GT(norm, 0) << agg;
+        EXPECT_NEAR(micro[0]["loss"].get<double>(), loss, 1e-5 * std::fabs(loss) + 1e-7) << agg;
+        EXPECT_NEAR(micro[0]["grad_norm"].get<double>(), norm, 1e-4 * norm) << agg;
+    }
+}
+
+TEST(Rl, OldAndReferenceLogprobsOnTheBarePrompt) {
+    TempDir d;
+    write_model(d.path + "/policy", 1, 0.3f);
+    write_model(d.path + "/judge", 2, 0.2f);
+    write_rubrics(d.path + "/rubrics.jsonl", 2, 4);
+    RlOptions o = tiny_run(d, "bare");
+    o.device = "cpu";
+    expect_logprobs_on_bare_prompt(o);
 }
 
 TEST(Rl, LoggedScheduleMatchesTheFormula) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "host/checkpoint.h"
+#include "grpo_loss.h"
 #include "host/error.h"
 #include "host/model.h"
 #include "host/rng.h"
@@ -223,28 +224,71 @@ template class CpuModel<double>;
 
 namespace {
 class CpuBackend final : public Model {
+    // The fused loss's logits tile per thread (token rows x vocabulary columns).
+    static constexpr int kVocabChunk = 4096, kTokenChunk = 32;
+
 public:
-    explicit CpuBackend(const ModelConfig& c) : Model(c), m_(c) {}
+    // A frozen model (the RL reference, a judge) has no gradient array: a 32B judge's fp32 copy is
+    // large enough on the host without a second one.
+    CpuBackend(const ModelConfig& c, bool frozen) : Model(c), m_(c), frozen_(frozen) {
+        if (frozen) m_.grads = std::vector<float>();
+    }
     float forward(const int* tokens, const int* targets, int B, int T) override {
         return m_.forward(tokens, targets, B, T);
     }
-    void backward() override { m_.backward(); }
+    void backward() override {
+        trainable();
+        m_.backward();
+    }
     const float* forward_hidden(const int* tokens, int B, int T) override {
         return m_.forward_hidden(tokens, B, T).data();
     }
-    void backward_hidden(const float* dhidden) override { m_.backward_hidden(dhidden); }
-    void zero_grad() override { m_.zero_grad(); }
+    void backward_hidden(const float* dhidden) override {
+        trainable();
+        m_.backward_hidden(dhidden);
+    }
+    std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) override {
+        const int C = config.hidden_size, N = b.B * b.T;
+        std::vector<float> logp(N);
+        cpu::grpo_logprobs(logp.data(), (float*)nullptr, forward_hidden(b.tokens.data(), b.B, b.T),
+                           params() + layout.lm_head, b.target.data(), N, C, config.vocab_size, temperature,
+                           kVocabChunk, kTokenChunk);
+        return logp;
+    }
+    cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override {
+        const int C = config.hidden_size, N = b.B * b.T;
+        const float* h = forward_hidden(b.tokens.data(), b.B, b.T);
+        std::vector<float> logp(N), dh(size_t(N) * C, 0.0f);
+        cpu::GrpoLossStats st = cpu::grpo_loss(logp.data(), dh.data(), grads() + layout.lm_head, h,
+                                               params() + layout.lm_head, b.target.data(), b.adv.data(),
+                                               b.old_logp.data(), cfg.beta > 0 ? b.ref_logp.data() : nullptr,
+                                               b.mask.data(), b.seq.data(), N, C, config.vocab_size, b.S,
+                                               b.max_len, cfg);
+        if (std::isfinite(st.loss)) backward_hidden(dh.data());
+        return st;
+    }
+    void zero_grad() override {
+        trainable();
+        m_.zero_grad();
+    }
     std::vector<float> logits() const override { return m_.logits(); }
     long counted_tokens() const override { return m_.counted_tokens(); }
     float* params() override { return m_.params.data(); }
-    float* grads() override { return m_.grads.data(); }
+    float* grads() override {
+        trainable();
+        return m_.grads.data();
+    }
 
 private:
+    void trainable() const { check(!frozen_, "a frozen model has no gradients (a rusca bug)"); }
     CpuModel<float> m_;
+    const bool frozen_;
 };
 }  // namespace
 
-std::unique_ptr<Model> make_cpu_model(const ModelConfig& c) { return std::make_unique<CpuBackend>(c); }
+std::unique_ptr<Model> make_cpu_model(const ModelConfig& c, bool frozen) {
+    return std::make_unique<CpuBackend>(c, frozen);
+}
 
 std::unique_ptr<Model> load_cpu_model(const std::string& dir) {
     std::unique_ptr<Model> m = make_cpu_model(load_config(dir + "/config.json"));

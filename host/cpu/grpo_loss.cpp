@@ -356,7 +356,7 @@ std::vector<int> rows_with_token(const int* tokens, int N) {
 
 // w[n] = d loss / d L_n: how much position n's loss counts in the aggregate (0 where mask == 0).
 std::vector<double> grpo_agg_weights(const float* mask, const int* seq, int N, int S, int max_len,
-                                GrpoAgg agg) {
+                                GrpoAgg agg, double scale) {
     std::vector<double> w(N, 0.0);
     if (agg == GrpoAgg::TokenMean) {
         double total = 0;
@@ -376,6 +376,8 @@ std::vector<double> grpo_agg_weights(const float* mask, const int* seq, int N, i
             if (agg == GrpoAgg::SeqMeanTokenMean) w[n] /= seq_tokens[seq[n]];
         }
     }
+    if (scale != 1.0)
+        for (double& x : w) x *= scale;
     return w;
 }
 
@@ -424,7 +426,7 @@ GrpoLossStats grpo_loss(Real* logp, Real* dhidden, Real* dW, const Real* hidden,
     softmax_pass(lse.data(), ent.data(), ztok.data(), h, cfg.token_chunk, cfg.vocab_chunk);
 
     // Per token, in position order (a fixed summation order for the loss and the metrics).
-    const std::vector<double> w = grpo_agg_weights(mask, seq, N, S, max_len, cfg.agg);
+    const std::vector<double> w = grpo_agg_weights(mask, seq, N, S, max_len, cfg.agg, cfg.loss_scale);
     std::vector<double> g(N, 0.0);  // d loss / d logp
     GrpoLossStats st;
     double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0;

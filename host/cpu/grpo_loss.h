@@ -47,6 +47,7 @@ struct GrpoLossConfig {
     double dual_clip_c = 3.0;  // for A < 0 the loss is capped at -c A; c <= 1 turns the dual clip off
     double beta = 0.001;       // k3 KL coefficient; 0: no KL term (ref_logp may be nullptr)
     GrpoAgg agg = GrpoAgg::TokenMean;
+    double loss_scale = 1.0;   // the aggregate (and its gradient) times this: a micro-batch's share of its minibatch
     int vocab_chunk = 4096;    // logits tile = token_chunk x vocab_chunk per thread
     int token_chunk = 32;
 };
@@ -87,8 +88,10 @@ void grpo_logprobs(Real* logp, Real* entropy, const Real* hidden, const Real* W,
                    int N, int C, int V, double temperature, int vocab_chunk, int token_chunk);
 
 // Shared with the CUDA twin (cuda/grpo_loss.cu), which runs them on host copies:
-// w[n] = d loss / d L_n, how much position n's loss counts in the aggregate (0 where mask == 0);
-std::vector<double> grpo_agg_weights(const float* mask, const int* seq, int N, int S, int max_len, GrpoAgg agg);
+// w[n] = d loss / d L_n, how much position n's loss counts in the aggregate (0 where mask == 0),
+// times scale (cfg.loss_scale);
+std::vector<double> grpo_agg_weights(const float* mask, const int* seq, int N, int S, int max_len, GrpoAgg agg,
+                                     double scale = 1.0);
 // and the checks of the loss's own inputs (config, counted positions' tokens and seq), as Errors.
 void grpo_validate_loss(const int* tokens, const float* ref_logp, const float* mask, const int* seq, int N, int S,
                         int max_len, const GrpoLossConfig& cfg);

@@ -167,8 +167,11 @@ Verdict make_verdict(double margin) { return {margin > 0, float(1.0 / (1.0 + std
 // ---------------------------------------------------------------------------------------------------
 
 struct CudaEngine::Impl {
-    Impl(const ModelConfig& config, const float* host_params, CudaEngineOptions options);
+    Impl(const ModelConfig& config, CudaEngineOptions options);
     ~Impl();
+    void upload_weights(const float* host_params);
+    void share_weights(const bf16* shared);
+    void point_at(const bf16* base, const std::map<size_t, size_t>& where);
 
     std::vector<std::vector<Completion>> generate(const std::vector<PromptGroup>& groups, const GenerateOptions& opt);
     std::vector<std::vector<Verdict>> judge(const std::vector<JudgeTokens>& items, int yes_id, int no_id);
@@ -179,7 +182,7 @@ struct CudaEngine::Impl {
     const CudaEngineOptions opt;
     const int C, F, D, Q, KV, Hq, Hkv, L, V;
     cudaStream_t stream = nullptr;
-    cuda::DeviceBuffer<bf16> weights;
+    cuda::DeviceBuffer<bf16> weights;  // our own copy (empty when the weights are shared)
     const bf16 *embed = nullptr, *final_norm = nullptr, *lm_head = nullptr;
     std::vector<LayerW> layers;
 
@@ -231,15 +234,19 @@ struct CudaEngine::Impl {
     void upload_meta(int B);
 };
 
-CudaEngine::Impl::Impl(const ModelConfig& config, const float* host_params, CudaEngineOptions options)
+CudaEngine::Impl::Impl(const ModelConfig& config, CudaEngineOptions options)
     : c(config), layout(config), opt(options), C(config.hidden_size), F(config.intermediate_size),
       D(config.head_dim), Q(config.q_dim()), KV(config.kv_dim()), Hq(config.num_heads), Hkv(config.num_kv_heads),
       L(config.num_layers), V(config.vocab_size) {
     require_gpu("the CUDA inference engine");
     check(opt.prefill_chunk_rows >= 1 && opt.judge_prefix_rows >= 1,
           "CudaEngineOptions: prefill_chunk_rows and judge_prefix_rows must be positive");
-    CUDA_CHECK(cudaStreamCreate(&stream));
-    // Each tensor at a 256-byte boundary of one allocation, converted to bf16 on the host.
+    // Non-blocking: the engine's work must not serialize with the trainer's stream.
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+}
+
+// Our own copy: each tensor at a 256-byte boundary of one allocation, converted to bf16 on the host.
+void CudaEngine::Impl::upload_weights(const float* host_params) {
     std::map<size_t, size_t> where;  // layout offset -> device element offset
     size_t total = 0;
     for (const ParamInfo& p : layout.tensors) where[p.offset] = total, total = align_up(total + p.numel, 128);
@@ -252,18 +259,32 @@ CudaEngine::Impl::Impl(const ModelConfig& config, const float* host_params, Cuda
     }
     weights = cuda::DeviceBuffer<bf16>(total);
     CUDA_CHECK(cudaMemcpy(weights.data(), staging.data(), total * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    auto W = [&](size_t offset) -> const bf16* {
-        return offset == kAbsent ? nullptr : weights.data() + where.at(offset);
-    };
+    point_at(weights.data(), where);
+}
+
+void CudaEngine::Impl::point_at(const bf16* base, const std::map<size_t, size_t>& where) {
+    auto W = [&](size_t offset) -> const bf16* { return offset == kAbsent ? nullptr : base + where.at(offset); };
     embed = W(layout.embed), final_norm = W(layout.final_norm), lm_head = W(layout.lm_head);
     for (const LayerParams& p : layout.layers)
         layers.push_back({W(p.ln1), W(p.wq), W(p.bq), W(p.wk), W(p.bk), W(p.wv), W(p.bv), W(p.q_norm), W(p.k_norm),
                           W(p.wo), W(p.ln2), W(p.w_gate), W(p.w_up), W(p.w_down)});
 }
 
+// Borrowed: the tensors sit at their ParamLayout offsets.
+void CudaEngine::Impl::share_weights(const bf16* shared) {
+    std::map<size_t, size_t> where;
+    for (const ParamInfo& p : layout.tensors) where[p.offset] = p.offset;
+    point_at(shared, where);
+}
+
 CudaEngine::Impl::~Impl() {
     clear_graphs();
-    if (stream) cudaStreamDestroy(stream);  // not checked: destructors must not throw
+    if (!stream) return;
+    try {
+        cuda::release_matmul_workspace(stream);
+    } catch (const Error&) {  // destructors must not throw; the fault resurfaces at the next call
+    }
+    cudaStreamDestroy(stream);
 }
 
 void CudaEngine::Impl::clear_graphs() {
@@ -281,6 +302,10 @@ void CudaEngine::Impl::reserve_acts(size_t rows) {
 }
 
 void CudaEngine::Impl::reserve_pool(size_t rows_per_plane) {
+    const size_t bytes = 2 * size_t(L) * rows_per_plane * KV * sizeof(bf16);
+    check(opt.max_kv_pool_bytes == 0 || bytes <= opt.max_kv_pool_bytes,
+          "the KV pool needs " + std::to_string(bytes >> 20) + " MiB but the memory plan left it " +
+              std::to_string(opt.max_kv_pool_bytes >> 20) + " MiB: lower --prompts-per-step, --group or --max-new-tokens");
     plane_rows = rows_per_plane;
     ensure(pool, 2 * size_t(L) * plane_rows * KV);
     stats.kv_pool_bytes = 2 * size_t(L) * plane_rows * KV * sizeof(bf16);
@@ -779,7 +804,14 @@ std::vector<std::vector<Verdict>> CudaEngine::Impl::judge(const std::vector<Judg
 // ---------------------------------------------------------------------------------------------------
 
 CudaEngine::CudaEngine(const ModelConfig& c, const float* host_params, CudaEngineOptions opt)
-    : config(c), impl_(std::make_unique<Impl>(c, host_params, opt)) {}
+    : config(c), impl_(std::make_unique<Impl>(c, opt)) {
+    impl_->upload_weights(host_params);
+}
+CudaEngine::CudaEngine(const ModelConfig& c, SharedWeights shared, CudaEngineOptions opt)
+    : config(c), impl_(std::make_unique<Impl>(c, opt)) {
+    check(shared.bf16 != nullptr, "CudaEngine: no shared weights given");
+    impl_->share_weights(static_cast<const bf16*>(shared.bf16));
+}
 CudaEngine::~CudaEngine() = default;
 
 std::vector<std::vector<Completion>> CudaEngine::generate(const std::vector<PromptGroup>& groups,

@@ -36,6 +36,7 @@ struct CudaEngineOptions {
     bool flash_prefill = true;      // prefill attention by the training flash kernel when D is 64/128
     int prefill_chunk_rows = 8192;  // tokens per prefill forward (a longer single prompt is one chunk)
     int judge_prefix_rows = 65536;  // judge: KV rows of response prefixes held at once
+    size_t max_kv_pool_bytes = 0;   // what the memory plan left for the KV pool (0: no cap)
 };
 
 // What the last generate() / judge() call did, for benchmarks and logs.
@@ -56,11 +57,19 @@ struct JudgeTokens {
     std::vector<std::vector<int>> suffixes;
 };
 
+// bf16 weights already on the device in ParamLayout order (Model::device_weights()), borrowed by
+// an engine: the trainer's updates are what the next generate() samples from.
+struct SharedWeights {
+    const void* bf16 = nullptr;
+};
+
 class CudaEngine {
 public:
     // Converts the fp32 parameters (ParamLayout order, read during construction only) to bf16 on
     // the current device. Throws rusca::Error when there is no GPU.
     CudaEngine(const ModelConfig& c, const float* host_params, CudaEngineOptions opt = {});
+    // Reads `shared` (which must outlive the engine) instead of a copy of its own.
+    CudaEngine(const ModelConfig& c, SharedWeights shared, CudaEngineOptions opt = {});
     ~CudaEngine();
     CudaEngine(const CudaEngine&) = delete;
     CudaEngine& operator=(const CudaEngine&) = delete;

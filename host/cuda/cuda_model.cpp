@@ -20,11 +20,14 @@
 #include "cuda/cross_entropy.cuh"
 #include "cuda/device_buffer.h"
 #include "cuda/embedding.cuh"
+#include "cuda/grpo_loss.cuh"
 #include "cuda/matmul.cuh"
 #include "cuda/rmsnorm.cuh"
 #include "cuda/rope.cuh"
 #include "cuda/swiglu.cuh"
+#include "host/cpu/ops.h"  // linear_forward (logits() on the host)
 #include "host/error.h"
+#include "host/memory_plan.h"  // training_activation_bytes
 #include "host/model.h"
 #include "host/safetensors.h"
 
@@ -40,11 +43,26 @@ struct Range {
     ~Range() { nvtxRangePop(); }
 };
 
+// `b` with room for at least n elements (grow-only; the old contents are not kept).
+template <typename T>
+T* ensure_size(cuda::DeviceBuffer<T>& b, size_t n) {
+    if (b.size() < n) {
+        b = cuda::DeviceBuffer<T>();  // free first: the new buffer may need the space
+        b = cuda::DeviceBuffer<T>(n);
+    }
+    return b.data();
+}
+
 // Hands out 256-byte aligned pieces of one device allocation.
 class Arena {
 public:
+    // Grow-only: RL micro-batches change T every call, and a cudaMalloc/cudaFree pair per call would
+    // stall the device; the old buffer is freed before the new one is taken (no 2x peak).
     void reset(size_t bytes) {
-        buf_ = cuda::DeviceBuffer<unsigned char>(bytes);
+        if (buf_.size() < bytes) {
+            buf_ = cuda::DeviceBuffer<unsigned char>();
+            buf_ = cuda::DeviceBuffer<unsigned char>(bytes);
+        }
         used_ = 0;
     }
     template <typename T>
@@ -67,20 +85,27 @@ struct LayerActs {
     float *rstd1, *rstd_q, *rstd_k, *lse, *rstd2;
 };
 
+// Freed stream-ordered scratch (the fused losses' logits chunks) up to this much stays in the pool
+// for the next call; beyond it, memory goes back to the driver at the next synchronization, so a
+// one-off large call does not starve later cudaMallocs (the KV pool, another engine).
+constexpr uint64_t kPoolKeepBytes = 1ull << 30;
+
 class CudaModel final : public Model {
 public:
-    explicit CudaModel(const ModelConfig& c) : Model(c), host_params_(layout.total) {
-        // Kernels take their scratch from the stream-ordered pool; keep freed memory in the pool
-        // instead of returning it to the driver at every synchronize.
+    CudaModel(const ModelConfig& c, bool frozen) : Model(c), frozen_(frozen), host_params_(layout.total) {
         int dev = 0;
         cudaMemPool_t pool;
-        uint64_t keep = UINT64_MAX;
+        uint64_t keep = kPoolKeepBytes;
         CUDA_CHECK(cudaGetDevice(&dev));
         CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
         CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+        // Our own non-blocking stream: the legacy default stream would serialize with every engine.
+        CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
         const size_t n = layout.total;
-        params_arena_.reset(Arena::padded(n * sizeof(bf16)) + 4 * Arena::padded(n * sizeof(float)));
+        // A frozen model (the RL reference) holds only what its forward reads.
+        params_arena_.reset(Arena::padded(n * sizeof(bf16)) + (frozen ? 0 : 4 * Arena::padded(n * sizeof(float))));
         w_ = params_arena_.take<bf16>(n);
+        if (frozen) return;
         master_ = params_arena_.take<float>(n);
         grads_ = params_arena_.take<float>(n);
         m_ = params_arena_.take<float>(n);
@@ -89,11 +114,20 @@ public:
         CUDA_CHECK(cudaMemset(v_, 0, n * sizeof(float)));
         CUDA_CHECK(cudaMemset(grads_, 0, n * sizeof(float)));
     }
+    ~CudaModel() override {
+        try {
+            cuda::release_matmul_workspace(stream_);
+        } catch (const Error&) {  // destructors must not throw; the fault resurfaces at the next call
+        }
+        cudaStreamDestroy(stream_);
+    }
 
     const char* device() const override { return "cuda"; }
     void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
     float* params() override { return host_params_.data(); }
+    const void* device_weights() const override { return w_; }
     float* grads() override {
+        check(!frozen_, "a frozen model has no gradients (a rusca bug)");
         host_grads_.resize(layout.total);
         CUDA_CHECK(cudaMemcpy(host_grads_.data(), grads_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
         return host_grads_.data();
@@ -102,10 +136,11 @@ public:
         const size_t n = layout.total;
         std::vector<uint16_t> w(n);
         for (size_t i = 0; i < n; i++) w[i] = f32_to_bf16(host_params_[i]);
-        CUDA_CHECK(cudaMemcpy(master_, host_params_.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+        if (!frozen_) CUDA_CHECK(cudaMemcpy(master_, host_params_.data(), n * sizeof(float), cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(w_, w.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
     }
     void download_params() override {
+        if (frozen_) return;  // the host copy is what was uploaded
         CUDA_CHECK(cudaMemcpy(host_params_.data(), master_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
     }
     void upload_optimizer(const AdamW& adam) override {
@@ -116,20 +151,20 @@ public:
         CUDA_CHECK(cudaMemcpy(adam.m.data(), m_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
         CUDA_CHECK(cudaMemcpy(adam.v.data(), v_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
     }
-    void zero_grad() override { CUDA_CHECK(cudaMemsetAsync(grads_, 0, layout.total * sizeof(float), stream_)); }
+    void zero_grad() override {
+        check(!frozen_, "a frozen model has no gradients (a rusca bug)");
+        CUDA_CHECK(cudaMemsetAsync(grads_, 0, layout.total * sizeof(float), stream_));
+    }
     long counted_tokens() const override { return counted_; }
 
-    std::vector<float> logits() const override {
-        throw Error("the CUDA backend never materializes logits (fused LM head + loss); use the CPU backend for them");
-    }
-    const float* forward_hidden(const int*, int, int) override {
-        throw Error("forward_hidden is not part of the CUDA backend yet (rusca rl trains on the CPU backend)");
-    }
-    void backward_hidden(const float*) override {
-        throw Error("backward_hidden is not part of the CUDA backend yet (rusca rl trains on the CPU backend)");
-    }
+    std::vector<float> logits() const override;
+    const float* forward_hidden(const int* tokens, int B, int T) override;
+    void backward_hidden(const float* dhidden) override;
+    std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) override;
+    cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override;
 
     float forward(const int* tokens, const int* targets, int B, int T) override;
+    float forward_backward(const int* tokens, const int* targets, int B, int T) override;
     void backward() override;
     float optimizer_step(AdamW& adam, float lr) override;
 
@@ -137,15 +172,23 @@ private:
     const bf16* W(size_t offset) const { return offset == kAbsent ? nullptr : w_ + offset; }
     float* G(size_t offset) { return offset == kAbsent ? nullptr : grads_ + offset; }
     void resize(int B, int T);
+    void trunk_forward(const int* tokens, int B, int T);
+    void set_targets(const int* targets);
+    float lm_head_loss(bool with_grads);
+    void trunk_backward();
+    void upload_grpo_targets(const GrpoBatch& b);
     void layer_forward(int l);
     void layer_backward(int l);
     void zero(void* p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_)); }
 
-    cudaStream_t stream_ = 0;
+    const bool frozen_;
+    cudaStream_t stream_ = nullptr;
     Arena params_arena_, acts_arena_;
     bf16* w_ = nullptr;  // bf16 weights the kernels read
     float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
-    std::vector<float> host_params_, host_grads_;
+    std::vector<float> host_params_, host_grads_, host_hidden_;
+    cuda::DeviceBuffer<float> grpo_f_;  // adv, old_logp, ref_logp, mask [4, N] of the last GRPO batch
+    cuda::DeviceBuffer<int> grpo_seq_;  // seq [N]
 
     int B_ = 0, T_ = 0;
     long counted_ = 0;
@@ -163,15 +206,7 @@ void CudaModel::resize(int B, int T) {
     const ModelConfig& c = config;
     const size_t N = size_t(B) * T, C = c.hidden_size, F = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
     const size_t Hq = c.num_heads, Hkv = c.num_kv_heads, L = c.num_layers;
-    // bf16 elements and fp32 elements per layer, then the rest; padded generously for alignment.
-    const size_t layer_bf16 = 4 * N * C + 3 * N * Q + 4 * N * KV + 3 * N * F;
-    const size_t layer_f32 = 2 * N + N * Hq * 2 + N * Hkv + size_t(B) * Hq * T;
-    const size_t rest_bf16 = 2 * N * C + (4 * N * C + 4 * N * Q + 4 * N * KV + 3 * N * F);
-    const size_t rest_f32 = N * 3 + size_t(B) * Hq * T;
-    const size_t ints = 3 * N;
-    const size_t bytes = L * (layer_bf16 * 2 + layer_f32 * 4 + 20 * 256) + rest_bf16 * 2 + rest_f32 * 4 + ints * 4 +
-                         40 * 256;
-    acts_arena_.reset(bytes);
+    acts_arena_.reset(training_activation_bytes(c, B, T));  // the memory plan's figure, padded for alignment
     B_ = B, T_ = T;
     Arena& a = acts_arena_;
     tokens_ = a.take<int>(N), targets_ = a.take<int>(N), pos_ = a.take<int>(N);
@@ -238,8 +273,8 @@ void CudaModel::layer_forward(int l) {
     fused_residual_rmsnorm_forward(next_res, next_ln, next_rstd, a.res_mid, proj_, next_w, N, C, eps, stream_);
 }
 
-float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
-    Range range("forward");
+// Embedding, every layer and the final norm: lnf_ holds the hidden states of tokens [B, T].
+void CudaModel::trunk_forward(const int* tokens, int B, int T) {
     const ModelConfig& c = config;
     check(B > 0 && T > 0, "forward: batch and sequence length must be positive");
     check(T <= c.max_position_embeddings, "forward: sequence length " + std::to_string(T) +
@@ -251,6 +286,35 @@ float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
                                                    std::to_string(n) + " is outside the vocabulary");
     resize(B, T);
     CUDA_CHECK(cudaMemcpyAsync(tokens_, tokens, N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    cuda::embedding_forward(acts_[0].res_in, tokens_, W(layout.embed), N, C, stream_);
+    cuda::rmsnorm_forward(acts_[0].ln1, acts_[0].rstd1, acts_[0].res_in, W(layout.layers[0].ln1), N, C,
+                          c.rms_norm_eps, stream_);
+    for (int l = 0; l < c.num_layers; l++) layer_forward(l);
+}
+
+float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
+    Range range("forward");
+    trunk_forward(tokens, B, T);
+    set_targets(targets);
+    if (!targets || counted_ == 0) return 0.0f;
+    return lm_head_loss(false);
+}
+
+// One pass of the fused LM head both ways: three vocabulary GEMMs (logits, d hidden, d lm_head)
+// instead of forward()'s one plus backward()'s three.
+float CudaModel::forward_backward(const int* tokens, const int* targets, int B, int T) {
+    Range range("forward_backward");
+    trunk_forward(tokens, B, T);
+    set_targets(targets);
+    if (!targets || counted_ == 0) return 0.0f;  // nothing counted: every gradient is zero
+    const float loss = lm_head_loss(true);
+    if (std::isfinite(loss)) trunk_backward();
+    return loss;
+}
+
+// targets_ (and counted_, dloss_) for the rows of the last trunk_forward; nullptr: none counted.
+void CudaModel::set_targets(const int* targets) {
+    const int N = B_ * T_, V = config.vocab_size;
     host_targets_.assign(N, -1);
     if (targets) host_targets_.assign(targets, targets + N);
     counted_ = 0;
@@ -260,19 +324,21 @@ float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
         counted_ += host_targets_[n] >= 0;
     }
     CUDA_CHECK(cudaMemcpyAsync(targets_, host_targets_.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
-
-    cuda::embedding_forward(acts_[0].res_in, tokens_, W(layout.embed), N, C, stream_);
-    cuda::rmsnorm_forward(acts_[0].ln1, acts_[0].rstd1, acts_[0].res_in, W(layout.layers[0].ln1), N, C,
-                          c.rms_norm_eps, stream_);
-    for (int l = 0; l < c.num_layers; l++) layer_forward(l);
-    if (!targets || counted_ == 0) return 0.0f;
-
+    if (counted_ == 0) return;
     // loss = mean over counted positions; each counted position's loss has weight 1 / counted.
     std::vector<float> dloss(N);
     for (int n = 0; n < N; n++) dloss[n] = host_targets_[n] >= 0 ? 1.0f / float(counted_) : 0.0f;
     CUDA_CHECK(cudaMemcpyAsync(dloss_, dloss.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    cuda::lm_head_cross_entropy(losses_, nullptr, nullptr, lnf_, W(layout.lm_head), targets_, dloss_, N, C, V, 0,
-                                stream_);
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host vectors are read by the copies
+}
+
+// The mean cross-entropy of the counted rows through the fused LM head; with_grads also adds
+// d(lm_head) and writes d(final hidden) into dln_ for trunk_backward().
+float CudaModel::lm_head_loss(bool with_grads) {
+    const int N = B_ * T_, C = config.hidden_size, V = config.vocab_size;
+    if (with_grads) zero(dln_, size_t(N) * C * 2);
+    cuda::lm_head_cross_entropy(losses_, with_grads ? dln_ : nullptr, with_grads ? G(layout.lm_head) : nullptr, lnf_,
+                                W(layout.lm_head), targets_, dloss_, N, C, V, 0, stream_);
     std::vector<float> losses(N);
     CUDA_CHECK(cudaMemcpyAsync(losses.data(), losses_, N * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -326,23 +392,115 @@ void CudaModel::layer_backward(int l) {
 void CudaModel::backward() {
     Range range("backward");
     check(B_ > 0, "backward called before forward");
-    const ModelConfig& c = config;
-    const int N = B_ * T_, C = c.hidden_size, V = c.vocab_size;
     if (counted_ == 0) return;  // nothing counted: every gradient is zero
-    // The fused LM head recomputes its logits chunk by chunk and adds d(lm_head) and d(lnf).
-    zero(dln_, size_t(N) * C * 2), zero(dres_, size_t(N) * C * 2);
-    cuda::lm_head_cross_entropy(losses_, dln_, G(layout.lm_head), lnf_, W(layout.lm_head), targets_, dloss_, N, C, V,
-                                0, stream_);
+    // The fused LM head recomputes its logits chunk by chunk and adds d(lm_head) and d(lnf)
+    // (forward_backward() saves this recomputation).
+    lm_head_loss(true);
+    trunk_backward();
+}
+
+// From d(final hidden) in dln_ down to the embedding: adds every gradient but the LM head's.
+void CudaModel::trunk_backward() {
+    const ModelConfig& c = config;
+    const int N = B_ * T_, C = c.hidden_size;
+    zero(dres_, size_t(N) * C * 2);
     cuda::rmsnorm_backward(dres_, G(layout.final_norm), dln_, res_out_, W(layout.final_norm), rstdf_, N, C, stream_);
     for (int l = c.num_layers - 1; l >= 0; l--) layer_backward(l);
     cuda::embedding_backward(G(layout.embed), dres_, tokens_, N, C, stream_);
 }
 
+// Training never materializes logits on the device (the fused LM-head losses). For inspection
+// (`rusca forward`), the last forward's final hidden states meet the bf16 LM head it used on the
+// host, in fp32.
+std::vector<float> CudaModel::logits() const {
+    check(B_ > 0, "logits: no forward yet");
+    const size_t N = size_t(B_) * T_, C = config.hidden_size, V = config.vocab_size;
+    std::vector<uint16_t> h(N * C), w(V * C);
+    CUDA_CHECK(cudaMemcpyAsync(h.data(), lnf_, h.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(w.data(), W(layout.lm_head), w.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<float> hf(h.size()), wf(w.size()), out(N * V);
+    for (size_t i = 0; i < h.size(); i++) hf[i] = bf16_to_f32(h[i]);
+    for (size_t i = 0; i < w.size(); i++) wf[i] = bf16_to_f32(w[i]);
+    cpu::linear_forward(out.data(), hf.data(), wf.data(), (const float*)nullptr, int(N), int(C), int(V));
+    return out;
+}
+
+const float* CudaModel::forward_hidden(const int* tokens, int B, int T) {
+    Range range("forward_hidden");
+    trunk_forward(tokens, B, T);
+    const size_t n = size_t(B) * T * config.hidden_size;
+    std::vector<uint16_t> h(n);
+    CUDA_CHECK(cudaMemcpyAsync(h.data(), lnf_, n * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    host_hidden_.resize(n);
+    for (size_t i = 0; i < n; i++) host_hidden_[i] = bf16_to_f32(h[i]);
+    return host_hidden_.data();
+}
+
+void CudaModel::backward_hidden(const float* dhidden) {
+    Range range("backward_hidden");
+    check(B_ > 0, "backward called before forward");
+    const size_t n = size_t(B_) * T_ * config.hidden_size;
+    std::vector<uint16_t> d(n);
+    for (size_t i = 0; i < n; i++) d[i] = f32_to_bf16(dhidden[i]);
+    CUDA_CHECK(cudaMemcpyAsync(dln_, d.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice, stream_));
+    trunk_backward();
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // d's host memory is read by the copy
+}
+
+// targets_ <- b.target (< 0: no response token at that row).
+void CudaModel::upload_grpo_targets(const GrpoBatch& b) {
+    const size_t N = size_t(b.B) * b.T;
+    check(b.target.size() == N && b.tokens.size() == N, "GRPO batch: arrays must hold B*T rows (a rusca bug)");
+    CUDA_CHECK(cudaMemcpyAsync(targets_, b.target.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+}
+
+std::vector<float> CudaModel::token_logprobs(const GrpoBatch& b, double temperature) {
+    Range range("token_logprobs");
+    trunk_forward(b.tokens.data(), b.B, b.T);
+    upload_grpo_targets(b);
+    const int N = b.B * b.T;
+    cuda::grpo_logprobs(losses_, nullptr, lnf_, W(layout.lm_head), targets_, N, config.hidden_size,
+                        config.vocab_size, temperature, 0, 0, stream_);
+    std::vector<float> logp(N);
+    CUDA_CHECK(cudaMemcpyAsync(logp.data(), losses_, N * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return logp;
+}
+
+cpu::GrpoLossStats CudaModel::grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) {
+    Range range("grpo_loss_backward");
+    check(!frozen_, "a frozen model cannot be trained (a rusca bug)");
+    trunk_forward(b.tokens.data(), b.B, b.T);
+    upload_grpo_targets(b);
+    const size_t N = size_t(b.B) * b.T;
+    const bool ref = cfg.beta > 0;
+    check(b.adv.size() == N && b.old_logp.size() == N && b.mask.size() == N && b.seq.size() == N &&
+              (!ref || b.ref_logp.size() == N),
+          "GRPO batch: arrays must hold B*T rows (a rusca bug)");
+    float* f = ensure_size(grpo_f_, 4 * N);
+    int* seq = ensure_size(grpo_seq_, N);
+    CUDA_CHECK(cudaMemcpyAsync(f, b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(f + N, b.old_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    if (ref) CUDA_CHECK(cudaMemcpyAsync(f + 2 * N, b.ref_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(f + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(seq, b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    zero(dln_, N * config.hidden_size * 2);
+    // Synchronous (it validates on the host), so the host arrays above are read before we return.
+    cpu::GrpoLossStats st = cuda::grpo_loss(losses_, dln_, G(layout.lm_head), lnf_, W(layout.lm_head), targets_, f,
+                                            f + N, ref ? f + 2 * N : nullptr, f + 3 * N, seq, int(N),
+                                            config.hidden_size, config.vocab_size, b.S, b.max_len, cfg, stream_);
+    if (std::isfinite(st.loss)) trunk_backward();
+    return st;
+}
+
 float CudaModel::optimizer_step(AdamW& adam, float lr) {
     Range range("optimizer_step");
+    check(!frozen_, "a frozen model cannot be trained (a rusca bug)");
     const size_t n = layout.total;
     const float norm = float(std::sqrt(cuda::sum_squares(grads_, n, stream_)));
-    check(std::isfinite(norm), "gradient norm is not finite (NaN/Inf); the update was skipped");
+    if (!std::isfinite(norm)) return norm;  // nothing updated, as AdamW::step
     if (adam.cfg.grad_clip > 0) {
         const float coef = adam.cfg.grad_clip / (norm + 1e-6f);
         if (coef < 1.0f) cuda::scale(grads_, n, coef, stream_);
@@ -357,7 +515,9 @@ float CudaModel::optimizer_step(AdamW& adam, float lr) {
 
 }  // namespace
 
-std::unique_ptr<Model> make_cuda_model(const ModelConfig& c) { return std::make_unique<CudaModel>(c); }
+std::unique_ptr<Model> make_cuda_model(const ModelConfig& c, bool frozen) {
+    return std::make_unique<CudaModel>(c, frozen);
+}
 
 }  // namespace rusca
 #endif  // RUSCA_CUDA
