@@ -2,7 +2,7 @@
 // accumulation, on tensor cores (mma.sync m16n8k16). The twin of host/cpu/attention.cpp; launchers
 // are declared in cuda/attention.cuh.
 //   q, out, dout, dq [B, T, Hq, D]    k, v, dk, dv [B, T, Hkv, D]    lse, delta [B, Hq, T] fp32
-// Query head h reads kv head h / (Hq / Hkv). D is a template parameter (64 or 128).
+// Query head h reads kv head h / (Hq / Hkv). D is a template parameter (32, 64 or 128).
 //
 // Why flash attention: the twin keeps the T x T probabilities; at T = 8192 that is 256 MB per head.
 // Here no T x T matrix ever exists: scores live in registers, one tile at a time.
@@ -550,7 +550,7 @@ void check_shapes(const char* what, int B, int T, int Hq, int Hkv, int D) {
                               " Hq=" + std::to_string(Hq) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D);
     check(B >= 1 && T >= 1 && Hq >= 1 && Hkv >= 1, shape + ": sizes must be positive");
     check(Hq % Hkv == 0, shape + ": Hq must be a multiple of Hkv");
-    check(D == 64 || D == 128, shape + ": head_dim must be 64 or 128 (the kernels are compiled for those)");
+    check(D == 32 || D == 64 || D == 128, shape + ": head_dim must be 32, 64 or 128 (the kernels are compiled for those)");
     check(B <= 65535 && Hq <= 65535, shape + ": B and Hq must be at most 65535 (grid limits)");
 }
 
@@ -610,7 +610,8 @@ void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, cons
     check_shapes(what, B, T, Hq, Hkv, D);
     check_ptr(out, what, "out"), check_ptr(lse, what, "lse");
     check_ptr(q, what, "q"), check_ptr(k, what, "k"), check_ptr(v, what, "v");
-    if (D == 64) forward_impl<64>(out, lse, q, k, v, B, T, Hq, Hkv, stream);
+    if (D == 32) forward_impl<32>(out, lse, q, k, v, B, T, Hq, Hkv, stream);
+    else if (D == 64) forward_impl<64>(out, lse, q, k, v, B, T, Hq, Hkv, stream);
     else forward_impl<128>(out, lse, q, k, v, B, T, Hq, Hkv, stream);
 }
 
@@ -622,7 +623,8 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
     check_ptr(dq, what, "dq"), check_ptr(dk, what, "dk"), check_ptr(dv, what, "dv");
     check_ptr(dout, what, "dout"), check_ptr(q, what, "q"), check_ptr(k, what, "k"), check_ptr(v, what, "v");
     check_ptr(out, what, "out"), check_ptr(lse, what, "lse"), check_ptr(delta, what, "delta");
-    if (D == 64) backward_impl<64>(dq, dk, dv, dout, q, k, v, out, lse, delta, B, T, Hq, Hkv, stream);
+    if (D == 32) backward_impl<32>(dq, dk, dv, dout, q, k, v, out, lse, delta, B, T, Hq, Hkv, stream);
+    else if (D == 64) backward_impl<64>(dq, dk, dv, dout, q, k, v, out, lse, delta, B, T, Hq, Hkv, stream);
     else backward_impl<128>(dq, dk, dv, dout, q, k, v, out, lse, delta, B, T, Hq, Hkv, stream);
 }
 

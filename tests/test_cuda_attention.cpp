@@ -178,7 +178,7 @@ void check_against_twin(const Shape& s, uint32_t seed, bool zero_start = false) 
 }  // namespace
 
 // Every T in {1, 5, 64, 100, 257} (one tile, a partial tile, exactly one tile, ragged, five tiles with a
-// one-row tail) x Hq/Hkv in {4/4, 4/2, 8/1} x D in {64, 128}, B = 1 or 2.
+// one-row tail) x Hq/Hkv in {4/4, 4/2, 8/1} x D in {64, 128}, B = 1 or 2; and D = 32 on a few.
 TEST(CudaAttention, MatchesTwinAcrossShapes) {
     SKIP_WITHOUT_GPU();
     uint32_t seed = 1000;
@@ -186,6 +186,8 @@ TEST(CudaAttention, MatchesTwinAcrossShapes) {
         for (auto heads : {std::pair{4, 4}, std::pair{4, 2}, std::pair{8, 1}})
             for (int T : {1, 5, 64, 100, 257})
                 check_against_twin({T % 2 ? 2 : 1, T, heads.first, heads.second, D}, seed += 10);
+    // head_dim 32 (the shipped world's models): fewer shapes, the tiling is the same code.
+    for (int T : {1, 5, 64, 100}) check_against_twin({T % 2 ? 2 : 1, T, 4, 2, 32}, seed += 10);
 }
 
 // Many key tiles (the double-buffered pipeline runs long) with a ragged end.
@@ -200,6 +202,7 @@ TEST(CudaAttention, GradientsFromZeroMatchTwin) {
     SKIP_WITHOUT_GPU();
     check_against_twin({1, 100, 4, 2, 64}, 21, /*zero_start=*/true);
     check_against_twin({2, 65, 8, 1, 128}, 22, /*zero_start=*/true);
+    check_against_twin({1, 70, 4, 2, 32}, 23, /*zero_start=*/true);
 }
 
 // Every thread schedule of the emulator gives the same bits (a race between threads of a block

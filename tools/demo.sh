@@ -25,7 +25,7 @@ build/rusca eval --policy $W/policy "${common[@]}" --json $out/before.json
 echo "-- the same prompts with every criterion shown as a scaffold (what the scaffold makes it write):"
 build/rusca eval --policy $W/policy "${common[@]}" --full-scaffold --json $out/before_scaffold.json
 
-echo "-- rusca rl (CPU backend): sigmoid scaffold decay, reward by the ${REWARD:-checker}, held-out score every 10 steps"
+echo "-- rusca rl (the GPU when there is one, else the CPU backend): sigmoid scaffold decay, reward by the ${REWARD:-checker}, held-out score every 10 steps"
 build/rusca rl --policy $W/policy "${judge[@]}" --tokenizer $W/tokenizer.model \
     --data $W/train.jsonl --eval-data $W/heldout.jsonl $(cat $W/rl_args.txt) --scaffold sigmoid --reward "${REWARD:-checker}" --out $out "$@"
 
