@@ -120,7 +120,8 @@ void expect_kept_set(const std::vector<float>& row, const SamplingParams& p, con
         const int n = int(row.size()), V = scattered ? 6000 : n;
         std::vector<int> where(n);
         std::vector<float> full(V, -INFINITY);
-        for (int i = 0; i < n; i++) where[i] = scattered ? 7 + i * 1187 : i, full[where[i]] = row[i];
+        const int stride = std::min(1187, (V - 8) / n);  // every scattered index inside the row
+        for (int i = 0; i < n; i++) where[i] = scattered ? 7 + i * stride : i, full.at(where[i]) = row[i];
         const int B = 400;
         std::vector<float> rows;
         for (int b = 0; b < B; b++) rows.insert(rows.end(), full.begin(), full.end());
