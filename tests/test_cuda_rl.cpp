@@ -39,11 +39,7 @@ ModelConfig tiny_config() {
 
 std::string write_model(const std::string& dir, uint64_t seed, float std) {
     const ModelConfig c = tiny_config();
-    ParamLayout layout(c);
-    std::vector<float> params(layout.total);
-    init_params(layout, params.data(), seed, std);
-    save_model(dir, c, layout, params.data());
-    return dir;
+    return write_random_model(dir, c, seed, std);
 }
 
 struct World {

@@ -26,11 +26,7 @@ const char* kTok = "data/world/tokenizer.model";
 std::string write_model(const std::string& dir, uint64_t seed, float std) {
     ModelConfig c = load_config("data/world_config.json");
     c.hidden_size = 32, c.intermediate_size = 48, c.num_layers = 2, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 16;
-    ParamLayout layout(c);
-    std::vector<float> params(layout.total);
-    init_params(layout, params.data(), seed, std);
-    save_model(dir, c, layout, params.data());
-    return dir;
+    return write_random_model(dir, c, seed, std);
 }
 
 // Criteria whose words a random model writes now and then, so checker rewards vary.

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "host/checkpoint.h"
 #include "host/error.h"
+#include "host/model.h"
 
 namespace rusca::testutil {
 
@@ -40,4 +42,15 @@ inline void expect_error(const std::function<void()>& fn, const std::vector<std:
         EXPECT_NE(msg.find(p), std::string::npos) << "message \"" << msg << "\" lacks \"" << p << "\"";
 }
 
+// A model of config `c` with random weights (seeded, std `std`) saved as a checkpoint folder `dir`;
+// returns `dir`. The tests' tiny policies and judges.
+inline std::string write_random_model(const std::string& dir, const ModelConfig& c, uint64_t seed, float std) {
+    ParamLayout layout(c);
+    std::vector<float> params(layout.total);
+    init_params(layout, params.data(), seed, std);
+    save_model(dir, c, layout, params.data());
+    return dir;
+}
+
 }  // namespace rusca::testutil
+
