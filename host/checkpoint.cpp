@@ -6,6 +6,7 @@
 
 #include <fcntl.h>  // AT_FDCWD, for renameat2
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -159,10 +160,50 @@ void load_params(const std::string& path, const ParamLayout& layout, Real* param
 template void load_params<float>(const std::string&, const ParamLayout&, float*);
 template void load_params<double>(const std::string&, const ParamLayout&, double*);
 
+namespace {
+
+// Tensors in layout order, cut into shards of at most max_bytes each (a tensor larger than that
+// gets a shard of its own), the way transformers' save_pretrained splits at max_shard_size.
+std::vector<std::vector<TensorOut>> split_shards(const std::vector<TensorOut>& tensors, size_t max_bytes) {
+    std::vector<std::vector<TensorOut>> shards(1);
+    size_t bytes = 0;
+    for (const TensorOut& t : tensors) {
+        size_t n = dtype_size(t.dtype);
+        for (int64_t d : t.shape) n *= size_t(d);
+        if (!shards.back().empty() && bytes + n > max_bytes) shards.emplace_back(), bytes = 0;
+        shards.back().push_back(t);
+        bytes += n;
+    }
+    return shards;
+}
+
+std::string shard_name(size_t i, size_t n) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, n);
+    return buf;
+}
+
+bool is_shard_file(const std::string& name) {
+    return name.rfind("model-", 0) == 0 && name.find("-of-") != std::string::npos && ends_with(name, ".safetensors");
+}
+
+// Weights written before, in the other layout (one file vs shards) or with another shard count,
+// would be read instead of (or mixed with) the new ones: remove what `keep` does not name.
+void remove_stale_weights(const std::string& dir, const std::vector<std::string>& keep) {
+    auto kept = [&](const std::string& n) { return std::find(keep.begin(), keep.end(), n) != keep.end(); };
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if ((n == kModelFile || n == kIndexFile || is_shard_file(n)) && !kept(n)) fs::remove(e.path());
+    }
+}
+
+}  // namespace
+
 void save_model(const std::string& dir, const ModelConfig& config, const ParamLayout& layout,
-                const float* params, DType dtype) {
+                const float* params, DType dtype, size_t max_shard_bytes) {
     check(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16,
           dir + ": models are saved as F32, BF16 or F16, not " + dtype_name(dtype));
+    check(max_shard_bytes > 0, dir + ": the shard size limit must be positive");
     make_dirs(dir);
     write_file_atomic(join(dir, "config.json"), config_json(config, dtype));
     std::vector<uint16_t> narrow;  // the converted copy when saving in 16 bits
@@ -178,9 +219,24 @@ void save_model(const std::string& dir, const ModelConfig& config, const ParamLa
                                                : static_cast<const void*>(narrow.data() + p.offset);
         out.push_back({p.name, dtype, p.shape, data});
     }
-    write_safetensors(join(dir, kModelFile), out, {{"format", "pt"}});
+    const std::vector<std::vector<TensorOut>> shards = split_shards(out, max_shard_bytes);
+    if (shards.size() == 1) {
+        write_safetensors(join(dir, kModelFile), out, {{"format", "pt"}});
+        remove_stale_weights(dir, {kModelFile});
+        return;
+    }
+    // Shards first, the index last: the index is what makes a reader look for shards.
+    nlohmann::ordered_json index;
+    index["metadata"]["total_size"] = layout.total * dtype_size(dtype);
+    std::vector<std::string> names = {kIndexFile};
+    for (size_t i = 0; i < shards.size(); i++) {
+        names.push_back(shard_name(i, shards.size()));
+        write_safetensors(join(dir, names.back()), shards[i], {{"format", "pt"}});
+        for (const TensorOut& t : shards[i]) index["weight_map"][t.name] = names.back();
+    }
+    write_file_atomic(join(dir, kIndexFile), index.dump(2) + "\n");
+    remove_stale_weights(dir, names);
 }
-
 std::vector<std::string> copy_tokenizer_files(const std::string& tokenizer, const std::string& dir) {
     check(fs::exists(tokenizer), tokenizer + ": no such tokenizer file or folder");
     const bool folder = fs::is_directory(tokenizer);

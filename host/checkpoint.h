@@ -3,7 +3,8 @@
 //
 // Layout written by save_checkpoint(out_dir, step, ...):
 //   out_dir/checkpoint-000123/config.json          HF config
-//   out_dir/checkpoint-000123/model.safetensors    HF tensor names, f32 (or bf16/f16 if asked)
+//   out_dir/checkpoint-000123/model.safetensors    HF tensor names, f32 (or bf16/f16 if asked);
+//                                                   sharded with an index past 5 GB
 //   out_dir/checkpoint-000123/tokenizer.json ...   the run's tokenizer files, when it names them
 //   out_dir/checkpoint-000123/train_state.safetensors   AdamW moments "adam.m"/"adam.v" (flat, in
 //                                                   ParamLayout order) + metadata strings (step, RNG,
@@ -29,9 +30,13 @@ namespace rusca {
 template <typename Real>
 void load_params(const std::string& path, const ParamLayout& layout, Real* params);
 
-// Writes config.json + model.safetensors into `dir` (created if needed) in dtype F32, BF16 or F16.
+// Writes config.json + the weights into `dir` (created if needed) in dtype F32, BF16 or F16: one
+// model.safetensors, or, when the weights exceed max_shard_bytes, shards model-0000i-of-0000n.safetensors
+// listed by model.safetensors.index.json, as transformers' save_pretrained writes them (its default
+// limit is 5 GB too). Weight files of an earlier save in `dir` that the new one does not use go.
+constexpr size_t kDefaultMaxShardBytes = 5000000000;  // "5GB" as transformers reads it
 void save_model(const std::string& dir, const ModelConfig& config, const ParamLayout& layout,
-                const float* params, DType dtype = DType::F32);
+                const float* params, DType dtype = DType::F32, size_t max_shard_bytes = kDefaultMaxShardBytes);
 
 struct TrainState {
     std::vector<float> m, v;                     // AdamW moments, one per parameter

@@ -20,20 +20,25 @@ namespace rusca {
 void add_export_command(CLI::App& app) {
     struct Args {
         std::string model, out, dtype = "bf16", tokenizer;
+        size_t max_shard = kDefaultMaxShardBytes;
     };
     auto a = std::make_shared<Args>();
-    CLI::App* cmd = app.add_subcommand("export", "Write a checkpoint's model (config.json + model.safetensors) in f32, bf16 or f16");
+    CLI::App* cmd = app.add_subcommand("export", "Write a checkpoint's model (config.json + safetensors, sharded past --max-shard-size) in f32, bf16 or f16");
     cmd->add_option("--model", a->model, "Model or checkpoint directory")->required()->check(CLI::ExistingDirectory);
     cmd->add_option("--out", a->out, "Output directory (created; its config.json and model.safetensors are replaced)")->required();
     cmd->add_option("--dtype", a->dtype, "Weight dtype: f32 | bf16 | f16")
         ->capture_default_str()
         ->check(CLI::IsMember({"f32", "bf16", "f16"}));
+    cmd->add_option("--max-shard-size", a->max_shard, "Largest weight file; bigger models are written as shards with an index (e.g. 5GB, 500MB, 2GiB)")
+        ->transform(CLI::AsSizeValue(true))
+        ->default_str("5GB")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer to ship with it (default: the one in --model, if any)")
         ->check(CLI::ExistingPath);
     cmd->callback([a] {
         std::unique_ptr<Model> m = load_cpu_model(a->model);
         const DType dtype = a->dtype == "bf16" ? DType::BF16 : a->dtype == "f16" ? DType::F16 : DType::F32;
-        save_model(a->out, m->config, m->layout, m->params(), dtype);
+        save_model(a->out, m->config, m->layout, m->params(), dtype, a->max_shard);
         const std::string tok_path = a->tokenizer.empty() ? find_tokenizer_file(a->model) : a->tokenizer;
         if (!tok_path.empty()) {
             copy_tokenizer_files(tok_path, a->out);

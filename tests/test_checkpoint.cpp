@@ -11,6 +11,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "host/checkpoint.h"
 #include "host/error.h"
@@ -174,6 +175,42 @@ TEST_P(CheckpointTest, ShardedModelLoads) {
 
     fs::remove(dir + "/model-00002-of-00002.safetensors");
     expect_error([&] { load_params(dir, layout, got.data()); }, {"model-00002-of-00002.safetensors"});
+}
+
+// Past the shard limit, save_model writes shards + an index as transformers does; saving again in
+// the same folder with another limit leaves only the new layout's files (stale shards or a stale
+// index would otherwise be read instead of the new weights).
+TEST_P(CheckpointTest, SaveModelShardsPastTheLimit) {
+    const std::string dir = tmp.file("shards");
+    const size_t limit = layout.total * sizeof(float) / 3;  // at least three shards
+    save_model(dir, config, layout, params.data(), DType::F32, limit);
+    EXPECT_FALSE(fs::exists(dir + "/model.safetensors"));
+    nlohmann::json index = nlohmann::json::parse(read_file(dir + "/model.safetensors.index.json"));
+    EXPECT_EQ(index["metadata"]["total_size"].get<size_t>(), layout.total * sizeof(float));
+    EXPECT_EQ(index["weight_map"].size(), layout.tensors.size());
+    std::set<std::string> files;
+    for (const auto& [name, file] : index["weight_map"].items()) files.insert(file.get<std::string>());
+    ASSERT_GE(files.size(), 3u);
+    const std::string n = std::to_string(files.size());
+    EXPECT_TRUE(files.count("model-00001-of-0000" + n + ".safetensors")) << index.dump();
+    for (const std::string& f : files) {
+        size_t bytes = 0;
+        const SafeTensorsFile st(dir + "/" + f);
+        for (const TensorView& t : st.tensors()) bytes += t.nbytes;
+        EXPECT_TRUE(bytes <= limit || st.tensors().size() == 1) << f << " holds " << bytes << " bytes";
+    }
+    std::vector<float> got(layout.total, 0.0f);
+    load_params(dir, layout, got.data());
+    EXPECT_TRUE(bit_equal(got, params));
+
+    std::vector<float> other = random_params(layout.total, 8);  // a smaller save over it: one file
+    save_model(dir, config, layout, other.data(), DType::BF16);
+    for (const auto& e : fs::directory_iterator(dir))
+        EXPECT_EQ(e.path().filename().string().find("model-"), std::string::npos) << e.path();
+    EXPECT_FALSE(fs::exists(dir + "/model.safetensors.index.json"));
+    load_params(dir, layout, got.data());
+    for (size_t i = 0; i < layout.total; i++) ASSERT_EQ(got[i], bf16_to_f32(f32_to_bf16(other[i])));
+    expect_error([&] { save_model(dir, config, layout, params.data(), DType::F32, 0); }, {"shard size"});
 }
 
 TEST_P(CheckpointTest, CheckpointRoundTripAndLatest) {
