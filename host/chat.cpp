@@ -72,16 +72,20 @@ void generation_prompt(Parts& p, ChatFamily f) {
 // sentencepiece tokenizers; Qwen's has none).
 void begin(Parts& p, const Tokenizer& tok) { add_id(p, tok.bos_id()); }
 
-// Llama-2-chat: the system text opens the first user turn; turns must alternate user/assistant.
-Parts llama2_parts(const Tokenizer& tok, const std::vector<Message>& messages) {
+// Llama-2-chat, one Parts per turn: the system text (`scaffold` first, then the conversation's own
+// system turn) opens the first user turn; turns must alternate user/assistant.
+std::vector<Parts> llama2_turns(const Tokenizer& tok, const std::vector<Message>& messages, const std::string& scaffold) {
     const bool sys = opens_with_system(messages);
-    Parts p;
+    std::string system_text = scaffold;
+    if (sys) system_text += (scaffold.empty() ? "" : "\n\n") + messages[0].content;
+    std::vector<Parts> turns;
     for (size_t i = sys ? 1 : 0, k = 0; i < messages.size(); i++, k++) {
         const Message& m = messages[i];
         check((m.role == "user") == (k % 2 == 0),
               "chat (Llama 2 template): conversation roles must alternate user/assistant/user/...");
         std::string content = m.content;
-        if (k == 0 && sys) content = "<<SYS>>\n" + messages[0].content + "\n<</SYS>>\n\n" + content;
+        if (k == 0 && (sys || !scaffold.empty())) content = "<<SYS>>\n" + system_text + "\n<</SYS>>\n\n" + content;
+        Parts p;
         if (m.role == "user") {
             add_id(p, tok.bos_id());
             add_text(p, "[INST] " + py_strip(content) + " [/INST]");
@@ -89,12 +93,22 @@ Parts llama2_parts(const Tokenizer& tok, const std::vector<Message>& messages) {
             add_text(p, " " + py_strip(content) + " ");
             add_id(p, tok.eos_id());
         }
+        turns.push_back(std::move(p));
     }
+    return turns;
+}
+
+// Llama 2 has no system turn of its own: the first user turn (which holds the system text) is the
+// prefix, and the prompt is every turn after it (often none: generation starts after [/INST]).
+Parts llama2_prompt_parts(const Tokenizer& tok, const std::vector<Message>& messages) {
+    Parts p;
+    const std::vector<Parts> turns = llama2_turns(tok, messages, "");
+    for (size_t t = 1; t < turns.size(); t++) p.insert(p.end(), turns[t].begin(), turns[t].end());
     return p;
 }
 
 Parts prompt_parts(const Tokenizer& tok, const ChatFormat& fmt, const std::vector<Message>& messages, bool add_generation) {
-    if (fmt.family == ChatFamily::Llama2) return llama2_parts(tok, messages);
+    if (fmt.family == ChatFamily::Llama2) return llama2_prompt_parts(tok, messages);
     Parts p;
     for (const Message& m : messages) turn(p, fmt.family, m.role, m.content);
     if (add_generation) generation_prompt(p, fmt.family);
@@ -105,9 +119,8 @@ Parts prefix_parts(const Tokenizer& tok, const ChatFormat& fmt, const std::strin
                    const std::vector<Message>& prompt) {
     Parts p;
     if (fmt.family == ChatFamily::Llama2) {
-        check(system_text.empty(), "chat: the Llama 2 template puts the system text inside the first user turn, "
-                                   "so a scaffold cannot be a separate prefix; use a ChatML or Llama 3 model");
-        return p;  // BOS opens each user turn
+        std::vector<Parts> turns = llama2_turns(tok, prompt, system_text);
+        return turns.empty() ? p : turns[0];
     }
     begin(p, tok);
     if (!fmt.system_header.empty()) {  // Llama 3.1+: the dated system turn is always there

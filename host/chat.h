@@ -40,16 +40,17 @@ std::string render_chat(const Tokenizer& tok, const std::vector<Message>& messag
 std::vector<int> chat_tokens(const Tokenizer& tok, const std::vector<Message>& messages, bool add_generation_prompt);
 
 // Prompt tokens ready for generation: the prompt's own turns and the assistant turn's opening,
-// without BOS or any system turn added by the template.
+// without BOS or any system turn added by the template (Llama 2: the turns after the first).
 std::vector<int> chat_prompt_tokens(const Tokenizer& tok, const std::vector<Message>& messages);
 // What goes before the prompt tokens: BOS (if the template uses it), then a system turn holding
 // `system_text` (the scaffold); with no system_text, the template's default system turn unless
 // `prompt` opens with its own system turn. prefix + prompt tokens == chat_tokens of
-// [system_text] + prompt. Llama 2 folds the system text into the first user turn, so a scaffold
-// cannot be a separate prefix there: that is an Error. Llama 3.1+ with a prompt that has its own
-// system turn: that turn stays in the prompt tokens as an ordinary turn after the dated system
-// turn (the template would merge it into the dated turn, which would change the prompt tokens
-// between scaffolded and bare rollouts).
+// [system_text] + prompt. Llama 2 has no system turn: the system text opens the first user turn, so
+// there the prefix is that whole first user turn (scaffold first, then the prompt's own system
+// text) and the prompt tokens are the turns after it (none for a one-turn prompt). Llama 3.1+ with
+// a prompt that has its own system turn: that turn stays in the prompt tokens as an ordinary turn
+// after the dated system turn (the template would merge it into the dated turn, which would change
+// the prompt tokens between scaffolded and bare rollouts).
 std::vector<int> chat_prefix_tokens(const Tokenizer& tok, const std::string& system_text,
                                     const std::vector<Message>& prompt = {});
 // Tokens that end an assistant turn: the family's end-of-turn marker, EOS, and

@@ -52,10 +52,10 @@ std::vector<std::vector<Completion>> generate(const CpuInference& model, const s
     std::vector<std::vector<int>> keys;
     const ModelConfig& c = model.config;
     for (size_t g = 0; g < groups.size(); g++) {
-        check(!groups[g].prompt.empty(), "prompt " + std::to_string(g) + " has no tokens");
         for (size_t i = 0; i < groups[g].prefixes.size(); i++) {
             std::vector<int> full = groups[g].prefixes[i];
             full.insert(full.end(), groups[g].prompt.begin(), groups[g].prompt.end());
+            check(!full.empty(), "prompt " + std::to_string(g) + " has no tokens");  // (Llama 2: all in the prefix)
             // Checked here: nothing may throw inside the parallel regions below.
             for (int t : full)
                 check(t >= 0 && t < c.vocab_size, "prompt " + std::to_string(g) + ": token id " + std::to_string(t) +

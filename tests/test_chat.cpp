@@ -72,7 +72,7 @@ TEST(Chat, MatchesApplyChatTemplate) {
 // turn; prefix("") + prompt == the bare conversation (with Qwen2.5's default system turn, or
 // Llama 3.1's dated system turn holding no text).
 TEST(Chat, ScaffoldPrefixPlusPromptMatchesTemplate) {
-    for (const char* fam : {"qwen2", "qwen3", "llama3", "llama31"}) {
+    for (const char* fam : {"qwen2", "qwen3", "llama3", "llama31", "llama2"}) {
         Tokenizer tok(golden_dir(fam));
         const bool dated = !rusca::chat_format(tok).system_header.empty();
         int scaffolded = 0, bare = 0;
@@ -126,12 +126,20 @@ TEST(Chat, Llama32DatesTheHeaderToday) {
               std::string("Cutting Knowledge Date: December 2023\nToday Date: ") + today + "\n\n");
 }
 
-TEST(Chat, Llama2RefusesASeparateScaffold) {
+// Llama 2 folds the system text into the first user turn, so that turn is the prefix: a one-turn
+// prompt has no prompt tokens of its own, and a scaffold goes before the prompt's own system text.
+TEST(Chat, Llama2ScaffoldOpensTheFirstUserTurn) {
     Tokenizer tok(golden_dir("llama2"));
     const std::vector<Message> prompt = {{"user", "Hi"}};
-    expect_error([&] { rusca::chat_prefix_tokens(tok, "Rubric", prompt); }, {"Llama 2", "scaffold"});
-    EXPECT_TRUE(rusca::chat_prefix_tokens(tok, "", prompt).empty());
-    EXPECT_EQ(rusca::chat_prompt_tokens(tok, prompt), rusca::chat_tokens(tok, prompt, true));
+    EXPECT_TRUE(rusca::chat_prompt_tokens(tok, prompt).empty());
+    EXPECT_EQ(rusca::chat_prefix_tokens(tok, "", prompt), rusca::chat_tokens(tok, prompt, true));
+    EXPECT_EQ(rusca::chat_prefix_tokens(tok, "Rubric", prompt), rusca::chat_tokens(tok, {{"system", "Rubric"}, {"user", "Hi"}}, true));
+    const std::vector<Message> two = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
+    const std::vector<int> prompt_ids = rusca::chat_prompt_tokens(tok, two);
+    EXPECT_EQ(tok.decode(prompt_ids), tok.decode(rusca::chat_tokens(tok, two, true)).substr(
+                                          tok.decode(rusca::chat_prefix_tokens(tok, "", two)).size()));
+    const std::vector<Message> merged = {{"system", "Rubric\n\nBe brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
+    EXPECT_EQ(concat(rusca::chat_prefix_tokens(tok, "Rubric", two), prompt_ids), rusca::chat_tokens(tok, merged, true));
     expect_error([&] { rusca::chat_tokens(tok, {{"user", "a"}, {"user", "b"}}, true); }, {"alternate"});
 }
 

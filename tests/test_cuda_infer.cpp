@@ -146,15 +146,17 @@ std::vector<int> full_prefix(const PromptGroup& g, size_t i) {
 }
 
 // Prompt groups with shared full prefixes (rollouts 0/1 and 2/3 of group 0), ragged lengths, a prompt
-// longer than one 256-key attention split, a one-token prompt, and a group without rollouts.
+// longer than one 256-key attention split, a one-token prompt, a group without rollouts, and an
+// empty prompt whose context is all prefix (Llama 2's one-turn prompts).
 std::vector<PromptGroup> mixed_groups(int V, uint32_t seed) {
     std::mt19937 gen(seed);
-    std::vector<PromptGroup> g(5);
+    std::vector<PromptGroup> g(6);
     g[0] = {random_tokens(gen, 7, V), {{}, {}, {5, 9}, {5, 9}}};
     g[1] = {random_tokens(gen, 300, V), {{}, {17}}};
     g[2] = {random_tokens(gen, 1, V), {{}}};
     g[3] = {random_tokens(gen, 33, V), {}};
     g[4] = {random_tokens(gen, 33, V), {{1, 2, 3}, {}}};
+    g[5] = {{}, {random_tokens(gen, 9, V), random_tokens(gen, 4, V)}};
     return g;
 }
 

@@ -44,6 +44,11 @@ TEST(Generate, GreedyMatchesNaiveFullForward) {
     EXPECT_EQ(out[0][1].tokens, f.naive_greedy({65, 35, 3, 14, 15, 92}, 6));
     EXPECT_EQ(out[1][0].tokens, f.naive_greedy({8, 27, 18}, 6));
     EXPECT_FALSE(out[0][0].stopped);
+    // Llama 2 keeps a one-turn prompt wholly in the prefix: an empty prompt is fine, an empty context is not.
+    auto in_prefix = generate(inf, {{{}, {{3, 14, 15, 92}, {65, 35, 3, 14, 15, 92}}}}, opt);
+    EXPECT_EQ(in_prefix[0][0].tokens, out[0][0].tokens);
+    EXPECT_EQ(in_prefix[0][1].tokens, out[0][1].tokens);
+    EXPECT_THROW(generate(inf, {{{}, {{}}}}, opt), Error);
 }
 
 TEST(Generate, StopsOnStopTokenAndKeepsIt) {

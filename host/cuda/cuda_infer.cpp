@@ -533,10 +533,10 @@ std::vector<std::vector<Completion>> CudaEngine::Impl::generate(const std::vecto
     std::vector<int> roll_prefix;                 // [R] -> distinct
     std::vector<std::pair<int, int>> roll_where;  // [R] -> (group, rollout)
     for (size_t g = 0; g < groups.size(); g++) {
-        check(!groups[g].prompt.empty(), "prompt " + std::to_string(g) + " has no tokens");
         for (size_t i = 0; i < groups[g].prefixes.size(); i++) {
             std::vector<int> full = groups[g].prefixes[i];
             full.insert(full.end(), groups[g].prompt.begin(), groups[g].prompt.end());
+            check(!full.empty(), "prompt " + std::to_string(g) + " has no tokens");  // (Llama 2: all in the prefix)
             for (int t : full)
                 check(t >= 0 && t < V, "prompt " + std::to_string(g) + ": token id " + std::to_string(t) +
                                            " is outside the vocabulary");
