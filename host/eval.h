@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "generate.h"
 #include "judge.h"
+#include "judge_backend.h"
 #include "rubric.h"
 #include "scaffold.h"
 
@@ -33,11 +34,17 @@ struct EvalResult {
     EvalScore checker;
     long agree_pos = 0, n_pos = 0, agree_neg = 0, n_neg = 0;  // judge == checker, per (completion, criterion)
     std::vector<std::vector<std::string>> responses;          // [prompt][completion], for reports and tests
+    long judge_failed = 0;    // criteria without a verdict (external judge), masked out of the rewards
+    long judge_unscored = 0;  // prompts none of whose completions could be scored, left out of the score
     long tokens = 0;                                          // generated
     double seconds = 0;
 };
 
-// `judge_engine` scores with the judge's weights; `judge` supplies its prompts and answer words.
+// `judge` grades every completion (in process or a server, host/judge_backend.h).
+EvalResult evaluate(InferenceEngine& policy, const Tokenizer& tok, JudgeBackend& judge,
+                    const std::vector<RubricExample>& data, const EvalOptions& opt);
+// The in-process judge: `judge_engine` scores with the judge's weights; `judge` supplies its prompts
+// and answer words.
 EvalResult evaluate(InferenceEngine& policy, const Tokenizer& tok, InferenceEngine& judge_engine, const Judge& judge,
                     const std::vector<RubricExample>& data, const EvalOptions& opt);
 

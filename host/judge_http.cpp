@@ -1,0 +1,249 @@
+// judge_http.cpp: the external judge's request loop over libcurl's multi interface: a queue of
+// (response, criterion) requests, at most `concurrency` transfers in flight, failed attempts waiting
+// out their backoff before they queue again. Single-threaded: curl_multi_poll waits for the next
+// transfer to progress or the next backoff to end.
+#include "judge_http.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "error.h"
+
+namespace rusca {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kMaxBackoffS = 60;
+constexpr int kPollMs = 100;  // longest wait between checks of the backoff queue
+
+size_t append_reply(char* data, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(data, size * n);
+    return size * n;
+}
+
+// The start of a reply, on one line, for error messages.
+std::string excerpt(const std::string& s) {
+    std::string out = s.substr(0, 200);
+    std::replace(out.begin(), out.end(), '\n', ' ');
+    return s.size() > 200 ? out + "..." : out;
+}
+
+enum class Failure { None, Timeout, Transport, Http, BadReply };
+
+struct Attempt {
+    Failure failure = Failure::None;
+    bool retryable = true;
+    std::optional<bool> met;
+    std::string error;
+};
+
+// What one finished transfer says: a verdict, or why not and whether trying again can help
+// (a timeout, a dropped connection, an overloaded server or a model that wrote no verdict can;
+// a wrong URL, model name or key cannot).
+Attempt read_attempt(CURLcode code, long status, const std::string& reply) {
+    if (code == CURLE_OPERATION_TIMEDOUT) return {Failure::Timeout, true, {}, "timed out"};
+    if (code != CURLE_OK) return {Failure::Transport, true, {}, curl_easy_strerror(code)};
+    if (status != 200) {
+        const bool retry = status == 408 || status == 409 || status == 429 || status >= 500;
+        return {Failure::Http, retry, {}, "HTTP " + std::to_string(status) + ": " + excerpt(reply)};
+    }
+    const json j = json::parse(reply, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() ||
+        !j["choices"][0].is_object() || !j["choices"][0].contains("message") || !j["choices"][0]["message"].is_object())
+        return {Failure::BadReply, true, {}, "not a chat completion: " + excerpt(reply)};
+    const json& message = j["choices"][0]["message"];
+    if (!message.contains("content") || !message["content"].is_string())
+        return {Failure::BadReply, true, {}, "the reply has no message content: " + excerpt(reply)};
+    const std::string content = message["content"].get<std::string>();
+    std::optional<bool> met = parse_criteria_met(content);
+    if (!met) return {Failure::BadReply, true, {}, "no \"criteria_met\" in the reply: " + excerpt(content)};
+    return {Failure::None, false, met, ""};
+}
+
+// One (response, criterion) request and what became of it.
+struct Request {
+    size_t item = 0, criterion = 0;
+    std::string body;
+    int attempts = 0;
+    Clock::time_point not_before;
+    std::optional<bool> met;
+    std::string error;  // of the last failed attempt
+};
+
+struct MultiDeleter {
+    void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+struct SlistDeleter {
+    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+}  // namespace
+
+void HttpJudgeOptions::validate() const {
+    check(url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0,
+          "--judge-url \"" + url + "\": expected an http:// or https:// URL (e.g. http://host:8000/v1)");
+    check(!model.empty(), "--judge-url needs --judge-model (the name the server serves the judge under)");
+    check(concurrency >= 1, "--judge-concurrency must be at least 1");
+    check(timeout_s > 0, "--judge-timeout must be positive");
+    check(retries >= 0, "--judge-retries must be >= 0");
+    check(backoff_s >= 0, "--judge-backoff must be >= 0");
+    check(max_tokens >= 1, "--judge-max-tokens must be positive");
+}
+
+HttpJudge::HttpJudge(HttpJudgeOptions opt) : opt_(std::move(opt)), tmpl_(GraderTemplate::load(opt_.grader_template)) {
+    opt_.validate();
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    const std::string suffix = "/chat/completions";
+    endpoint_ = opt_.url;
+    if (endpoint_.size() < suffix.size() || endpoint_.compare(endpoint_.size() - suffix.size(), suffix.size(), suffix) != 0) {
+        while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
+        endpoint_ += suffix;
+    }
+    if (!opt_.api_key_env.empty()) {
+        const char* key = std::getenv(opt_.api_key_env.c_str());
+        check(key && *key, "--judge-api-key-env " + opt_.api_key_env + ": the environment variable " + opt_.api_key_env +
+                               " is not set");
+        auth_header_ = std::string("Authorization: Bearer ") + key;
+    }
+}
+
+std::vector<std::vector<Verdict>> HttpJudge::judge(const std::vector<JudgeItem>& items) {
+    std::vector<Request> reqs;
+    for (size_t i = 0; i < items.size(); i++)
+        for (size_t c = 0; c < items[i].example->rubrics.size(); c++) {
+            const json body = {{"model", opt_.model},
+                               {"messages", json::array({{{"role", "user"}, {"content", tmpl_.render(items[i], items[i].example->rubrics[c])}}})},
+                               {"temperature", opt_.temperature},
+                               {"max_tokens", opt_.max_tokens}};
+            // Policy text may hold invalid UTF-8 (a reply cut inside a character): replaced, not fatal.
+            Request r;
+            r.item = i, r.criterion = c, r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+            reqs.push_back(std::move(r));
+        }
+    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    curl_slist_append(headers.get(), "Expect:");  // no 100-continue round trip before each body
+    if (!auth_header_.empty()) curl_slist_append(headers.get(), auth_header_.c_str());
+    std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
+    check(multi && headers, "external judge: libcurl could not be initialised");
+
+    struct Transfer {
+        size_t request;
+        std::string reply;
+    };
+    std::unordered_map<CURL*, Transfer> active;  // element addresses stay put: the write callback holds one
+    std::deque<size_t> ready;
+    std::vector<size_t> waiting;  // backing off
+    for (size_t r = 0; r < reqs.size(); r++) ready.push_back(r);
+    long attempts = 0, timeouts = 0, transport = 0, http = 0, bad = 0;
+    size_t done = 0;
+    auto start = [&](size_t r) {
+        CURL* e = curl_easy_init();
+        check(e != nullptr, "external judge: libcurl could not create a transfer");
+        Transfer& t = active[e];
+        t.request = r;
+        curl_easy_setopt(e, CURLOPT_URL, endpoint_.c_str());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, reqs[r].body.c_str());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(reqs[r].body.size()));
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_reply);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &t.reply);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, long(opt_.timeout_s * 1000));
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_multi_add_handle(multi.get(), e);
+        reqs[r].attempts++, attempts++;
+    };
+    auto finish = [&](CURL* e, CURLcode code) {
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        Transfer t = std::move(active.at(e));
+        active.erase(e);
+        curl_multi_remove_handle(multi.get(), e);
+        curl_easy_cleanup(e);
+        const Attempt a = read_attempt(code, status, t.reply);
+        Request& r = reqs[t.request];
+        timeouts += a.failure == Failure::Timeout, transport += a.failure == Failure::Transport;
+        http += a.failure == Failure::Http, bad += a.failure == Failure::BadReply;
+        if (a.met) {
+            r.met = a.met, done++;
+        } else if (a.retryable && r.attempts <= opt_.retries) {
+            r.error = a.error;
+            const double wait = std::min(kMaxBackoffS, opt_.backoff_s * double(1L << std::min(r.attempts - 1, 20)));
+            r.not_before = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait));
+            waiting.push_back(t.request);
+        } else {
+            r.error = a.error, done++;
+        }
+    };
+    // Milliseconds until the first backed-off request may go again (at most kPollMs).
+    auto next_wait_ms = [&] {
+        int ms = kPollMs;
+        const Clock::time_point now = Clock::now();
+        for (size_t r : waiting)
+            ms = std::min<int>(ms, int(std::chrono::duration_cast<std::chrono::milliseconds>(reqs[r].not_before - now).count()) + 1);
+        return std::max(ms, 0);
+    };
+    auto run_requests = [&] {
+        while (done < reqs.size()) {
+            const Clock::time_point now = Clock::now();
+            for (auto it = waiting.begin(); it != waiting.end();) {
+                if (reqs[*it].not_before <= now) {
+                    ready.push_back(*it);
+                    it = waiting.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            while (int(active.size()) < opt_.concurrency && !ready.empty()) {
+                start(ready.front());
+                ready.pop_front();
+            }
+            int running = 0;
+            curl_multi_perform(multi.get(), &running);
+            int left = 0;
+            while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left))
+                if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
+            const bool can_start = int(active.size()) < opt_.concurrency && !ready.empty();
+            if (done < reqs.size() && !can_start) curl_multi_poll(multi.get(), nullptr, 0, next_wait_ms(), nullptr);
+        }
+    };
+    try {
+        run_requests();
+    } catch (...) {
+        for (auto& kv : active) curl_multi_remove_handle(multi.get(), kv.first), curl_easy_cleanup(kv.first);
+        throw;
+    }
+
+    std::vector<std::vector<Verdict>> out(items.size());
+    long failed = 0;
+    std::string last_error;
+    for (size_t i = 0; i < items.size(); i++) out[i].resize(items[i].example->rubrics.size());
+    for (const Request& r : reqs) {
+        Verdict& v = out[r.item][r.criterion];
+        if (r.met) v.met = *r.met, v.p_yes = *r.met ? 1.0f : 0.0f;
+        else v.failed = true, failed++, last_error = r.error;
+    }
+    stats_ = {{"judge_requests", long(reqs.size())}, {"judge_retries", attempts - long(reqs.size())},
+              {"judge_timeouts", timeouts},          {"judge_http_errors", http},
+              {"judge_transport_errors", transport}, {"judge_bad_replies", bad}};
+    check(reqs.empty() || failed < long(reqs.size()),
+          "external judge at " + endpoint_ + ": every one of the " + std::to_string(reqs.size()) +
+              " requests failed (up to " + std::to_string(opt_.retries) + " retries each); last error: " + last_error);
+    if (failed > 0 && !opt_.quiet)
+        std::fprintf(stderr, "rusca: external judge: %ld of %zu criteria got no verdict (masked out of the reward); last error: %s\n",
+                     failed, reqs.size(), last_error.c_str());
+    return out;
+}
+
+}  // namespace rusca
