@@ -2,7 +2,8 @@
 // OpenAI-compatible server that grades like an exact checker and misbehaves on command (slow
 // replies, HTTP 500 / 404, dropped connections, malformed bodies, replies without a verdict):
 // verdicts, retries and their counts, masking of what still fails, the bound on requests in
-// flight, a clear error when nothing works, and an RL step and an eval that count masked criteria.
+// flight, a clear error when nothing works, an RL step and an eval that count masked criteria, and
+// `rusca judge --judge-url` from the command line.
 // Skipped, saying so, where python3 is absent.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,8 +16,10 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "host/eval.h"
+#include "host/fileio.h"
 #include "host/judge_backend.h"
 #include "host/judge_http.h"
 #include "host/rl.h"
@@ -312,4 +315,36 @@ TEST(HttpJudge, RlStepWithNothingScorableInAGroupStaysFinite) {
     EXPECT_EQ(m[0]["judge_unscored"], 2);
     EXPECT_EQ(m[0]["reward_mean"], 0.0);
     EXPECT_EQ(m[0]["loss"], 0.0);  // every advantage 0
+}
+
+// `rusca judge --judge-url`: verdicts from the server in the output file, a criterion without one
+// marked "judge_failed" and left out of the reward; `rusca rl` without any judge says what it needs.
+TEST(HttpJudge, CommandLineJudgeWritesMaskedCriteria) {
+    START_SERVER(s);
+    TempDir d;
+    const json row = {{"prompt_id", "p0"},
+                      {"prompt", "Mira has a cough. What should she do?"},
+                      {"rubrics", {{{"criterion", "Says honey"}, {"points", 4}},
+                                   {{"criterion", "Says rest [[500]]"}, {"points", 2}},
+                                   {{"criterion", "Says pipe"}, {"points", -2}}}},
+                      {"responses", {"Take honey.", "Take honey and a pipe."}}};
+    write_file_atomic(d.file("in.jsonl"), row.dump() + "\n");
+    const std::string log = d.file("log.txt");
+    const std::string cmd = "build/rusca judge --judge-url " + s.url() + " --judge-model m --judge-retries 1 --judge-backoff 0.01 --data " +
+                            d.file("in.jsonl") + " --out " + d.file("v.jsonl") + " > " + log + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);
+    std::vector<json> out;
+    std::istringstream in(read_file(d.file("v.jsonl")));
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0]["reward"], 1.0);  // 4 of 4: the failed criterion's 2 points are not possible
+    EXPECT_EQ(out[1]["reward"], 0.5);  // (4 - 2) / 4
+    EXPECT_EQ(out[0]["criteria"][1]["judge_failed"], true);
+    EXPECT_TRUE(out[0]["criteria"][1]["met"].is_null());
+    EXPECT_EQ(out[1]["criteria"][2]["met"], true);
+    EXPECT_NE(read_file(log).find("2 criteria got no verdict"), std::string::npos) << read_file(log);
+
+    const std::string rl = "build/rusca rl --policy " + d.path + " --data " + d.file("in.jsonl") + " > " + log + " 2>&1";
+    EXPECT_NE(std::system(rl.c_str()), 0);
+    EXPECT_NE(read_file(log).find("--judge DIR (in process) or --judge-url URL"), std::string::npos) << read_file(log);
 }
