@@ -1,9 +1,12 @@
 // eval.h: the held-out rubric score. Per prompt, N completions (N = 1 unless Best-of-N) of the bare
 // prompt (or, to measure what the scaffold gives, of the prompt behind a scaffold listing ALL its
 // criteria), judged, rewarded; the score is the mean of each prompt's best reward, clipped to
-// [0, 1] (HealthBench), with a bootstrap standard deviation. When every criterion carries a
-// programmatic check (host/checker.h) the same completions are also scored by the checker, and the
-// judge's verdicts are compared with the checker's, separately for positive and negative criteria.
+// [0, 1] (HealthBench), with a bootstrap standard deviation. A criterion the judge could not answer
+// (an external judge, host/judge_http.h) is masked out of the reward; a prompt none of whose
+// completions could be scored is left out of the score; both are counted. When every criterion
+// carries a programmatic check (host/checker.h) the same completions are also scored by the
+// checker, and the judge's verdicts are compared with the checker's, separately for positive and
+// negative criteria.
 #pragma once
 #include <vector>
 
@@ -25,7 +28,7 @@ struct EvalOptions {
 
 struct EvalScore {
     double score = 0, score_std = 0, mean_reward = 0;  // clipped mean of per-prompt best, bootstrap std
-    std::vector<double> rewards;                       // per prompt: the best of its N completions
+    std::vector<double> rewards;                       // per scored prompt: the best of its N completions
 };
 
 struct EvalResult {

@@ -137,6 +137,8 @@ std::vector<std::vector<Verdict>> HttpJudge::judge(const std::vector<JudgeItem>&
     if (!auth_header_.empty()) curl_slist_append(headers.get(), auth_header_.c_str());
     std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
     check(multi && headers, "external judge: libcurl could not be initialised");
+    // Keep a connection per slot alive between requests (the default cache shrinks with the handles).
+    curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, long(opt_.concurrency));
 
     struct Transfer {
         size_t request;
