@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "error.h"
@@ -81,11 +82,144 @@ struct Request {
     std::string error;  // of the last failed attempt
 };
 
-struct MultiDeleter {
-    void operator()(CURLM* m) const { curl_multi_cleanup(m); }
-};
+// One request per (item, criterion): HealthBench's grader prompt as the one user turn.
+std::vector<Request> make_requests(const std::vector<JudgeItem>& items, const GraderTemplate& tmpl, const HttpJudgeOptions& opt) {
+    std::vector<Request> reqs;
+    for (size_t i = 0; i < items.size(); i++)
+        for (size_t c = 0; c < items[i].example->rubrics.size(); c++) {
+            const std::string prompt = tmpl.render(items[i], items[i].example->rubrics[c]);
+            const json body = {{"model", opt.model},
+                               {"messages", json::array({{{"role", "user"}, {"content", prompt}}})},
+                               {"temperature", opt.temperature},
+                               {"max_tokens", opt.max_tokens}};
+            Request r;
+            // Policy text may hold invalid UTF-8 (a reply cut inside a character): replaced, not fatal.
+            r.item = i, r.criterion = c, r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+            reqs.push_back(std::move(r));
+        }
+    return reqs;
+}
+
 struct SlistDeleter {
     void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+// Attempts that failed, by cause, and all attempts made.
+struct Counters {
+    long attempts = 0, timeouts = 0, transport = 0, http = 0, bad_replies = 0;
+};
+
+// Runs every request to a verdict or a final failure: at most `concurrency` transfers in flight
+// on one curl multi handle, failed attempts waiting out their backoff before they queue again.
+class RequestLoop {
+public:
+    RequestLoop(const HttpJudgeOptions& opt, const std::string& endpoint, const curl_slist* headers, std::vector<Request>& reqs)
+        : opt_(opt), endpoint_(endpoint), headers_(headers), reqs_(reqs), multi_(curl_multi_init()) {
+        check(multi_ != nullptr, "external judge: libcurl could not be initialised");
+        // Keep a connection per slot alive between requests (the default cache shrinks with the handles).
+        curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, long(opt_.concurrency));
+        for (size_t r = 0; r < reqs_.size(); r++) ready_.push_back(r);
+    }
+    ~RequestLoop() {  // transfers still in flight only after an exception
+        for (auto& kv : active_) curl_multi_remove_handle(multi_, kv.first), curl_easy_cleanup(kv.first);
+        curl_multi_cleanup(multi_);
+    }
+    RequestLoop(const RequestLoop&) = delete;
+    RequestLoop& operator=(const RequestLoop&) = delete;
+
+    Counters run() {
+        while (done_ < reqs_.size()) {
+            queue_due_retries();
+            while (int(active_.size()) < opt_.concurrency && !ready_.empty()) {
+                start(ready_.front());
+                ready_.pop_front();
+            }
+            int running = 0, left = 0;
+            curl_multi_perform(multi_, &running);
+            while (CURLMsg* msg = curl_multi_info_read(multi_, &left))
+                if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
+            const bool can_start = int(active_.size()) < opt_.concurrency && !ready_.empty();
+            if (done_ < reqs_.size() && !can_start) curl_multi_poll(multi_, nullptr, 0, next_wait_ms(), nullptr);
+        }
+        return counters_;
+    }
+
+private:
+    struct Transfer {
+        size_t request = 0;
+        std::string reply;
+    };
+
+    void start(size_t r) {
+        CURL* e = curl_easy_init();
+        check(e != nullptr, "external judge: libcurl could not create a transfer");
+        Transfer& t = active_[e];  // unordered_map: the address stays put for the write callback
+        t.request = r;
+        curl_easy_setopt(e, CURLOPT_URL, endpoint_.c_str());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, reqs_[r].body.c_str());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(reqs_[r].body.size()));
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_reply);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &t.reply);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, long(opt_.timeout_s * 1000));
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_multi_add_handle(multi_, e);
+        reqs_[r].attempts++, counters_.attempts++;
+    }
+
+    // A transfer is over: a verdict, a retry after backoff, or a final failure.
+    void finish(CURL* e, CURLcode code) {
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        const Transfer t = std::move(active_.at(e));
+        active_.erase(e);
+        curl_multi_remove_handle(multi_, e);
+        curl_easy_cleanup(e);
+        const Attempt a = read_attempt(code, status, t.reply);
+        counters_.timeouts += a.failure == Failure::Timeout, counters_.transport += a.failure == Failure::Transport;
+        counters_.http += a.failure == Failure::Http, counters_.bad_replies += a.failure == Failure::BadReply;
+        Request& r = reqs_[t.request];
+        r.met = a.met, r.error = a.error;
+        if (!a.met && a.retryable && r.attempts <= opt_.retries) {
+            const double wait = std::min(kMaxBackoffS, opt_.backoff_s * double(1L << std::min(r.attempts - 1, 20)));
+            r.not_before = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait));
+            waiting_.push_back(t.request);
+        } else {
+            done_++;
+        }
+    }
+
+    void queue_due_retries() {
+        const Clock::time_point now = Clock::now();
+        for (auto it = waiting_.begin(); it != waiting_.end();) {
+            if (reqs_[*it].not_before <= now) {
+                ready_.push_back(*it);
+                it = waiting_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    // Milliseconds until the first backed-off request may go again (at most kPollMs).
+    int next_wait_ms() const {
+        int ms = kPollMs;
+        const Clock::time_point now = Clock::now();
+        for (size_t r : waiting_)
+            ms = std::min<int>(ms, int(std::chrono::duration_cast<std::chrono::milliseconds>(reqs_[r].not_before - now).count()) + 1);
+        return std::max(ms, 0);
+    }
+
+    const HttpJudgeOptions& opt_;
+    const std::string& endpoint_;
+    const curl_slist* headers_;
+    std::vector<Request>& reqs_;
+    CURLM* multi_;
+    std::unordered_map<CURL*, Transfer> active_;
+    std::deque<size_t> ready_;
+    std::vector<size_t> waiting_;  // backing off
+    size_t done_ = 0;
+    Counters counters_;
 };
 
 }  // namespace
@@ -120,112 +254,12 @@ HttpJudge::HttpJudge(HttpJudgeOptions opt) : opt_(std::move(opt)), tmpl_(GraderT
 }
 
 std::vector<std::vector<Verdict>> HttpJudge::judge(const std::vector<JudgeItem>& items) {
-    std::vector<Request> reqs;
-    for (size_t i = 0; i < items.size(); i++)
-        for (size_t c = 0; c < items[i].example->rubrics.size(); c++) {
-            const json body = {{"model", opt_.model},
-                               {"messages", json::array({{{"role", "user"}, {"content", tmpl_.render(items[i], items[i].example->rubrics[c])}}})},
-                               {"temperature", opt_.temperature},
-                               {"max_tokens", opt_.max_tokens}};
-            // Policy text may hold invalid UTF-8 (a reply cut inside a character): replaced, not fatal.
-            Request r;
-            r.item = i, r.criterion = c, r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-            reqs.push_back(std::move(r));
-        }
+    std::vector<Request> reqs = make_requests(items, tmpl_, opt_);
     std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    check(headers != nullptr, "external judge: libcurl could not be initialised");
     curl_slist_append(headers.get(), "Expect:");  // no 100-continue round trip before each body
     if (!auth_header_.empty()) curl_slist_append(headers.get(), auth_header_.c_str());
-    std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
-    check(multi && headers, "external judge: libcurl could not be initialised");
-    // Keep a connection per slot alive between requests (the default cache shrinks with the handles).
-    curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, long(opt_.concurrency));
-
-    struct Transfer {
-        size_t request;
-        std::string reply;
-    };
-    std::unordered_map<CURL*, Transfer> active;  // element addresses stay put: the write callback holds one
-    std::deque<size_t> ready;
-    std::vector<size_t> waiting;  // backing off
-    for (size_t r = 0; r < reqs.size(); r++) ready.push_back(r);
-    long attempts = 0, timeouts = 0, transport = 0, http = 0, bad = 0;
-    size_t done = 0;
-    auto start = [&](size_t r) {
-        CURL* e = curl_easy_init();
-        check(e != nullptr, "external judge: libcurl could not create a transfer");
-        Transfer& t = active[e];
-        t.request = r;
-        curl_easy_setopt(e, CURLOPT_URL, endpoint_.c_str());
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, reqs[r].body.c_str());
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(reqs[r].body.size()));
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_reply);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &t.reply);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, long(opt_.timeout_s * 1000));
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_multi_add_handle(multi.get(), e);
-        reqs[r].attempts++, attempts++;
-    };
-    auto finish = [&](CURL* e, CURLcode code) {
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-        Transfer t = std::move(active.at(e));
-        active.erase(e);
-        curl_multi_remove_handle(multi.get(), e);
-        curl_easy_cleanup(e);
-        const Attempt a = read_attempt(code, status, t.reply);
-        Request& r = reqs[t.request];
-        timeouts += a.failure == Failure::Timeout, transport += a.failure == Failure::Transport;
-        http += a.failure == Failure::Http, bad += a.failure == Failure::BadReply;
-        if (a.met) {
-            r.met = a.met, done++;
-        } else if (a.retryable && r.attempts <= opt_.retries) {
-            r.error = a.error;
-            const double wait = std::min(kMaxBackoffS, opt_.backoff_s * double(1L << std::min(r.attempts - 1, 20)));
-            r.not_before = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait));
-            waiting.push_back(t.request);
-        } else {
-            r.error = a.error, done++;
-        }
-    };
-    // Milliseconds until the first backed-off request may go again (at most kPollMs).
-    auto next_wait_ms = [&] {
-        int ms = kPollMs;
-        const Clock::time_point now = Clock::now();
-        for (size_t r : waiting)
-            ms = std::min<int>(ms, int(std::chrono::duration_cast<std::chrono::milliseconds>(reqs[r].not_before - now).count()) + 1);
-        return std::max(ms, 0);
-    };
-    auto run_requests = [&] {
-        while (done < reqs.size()) {
-            const Clock::time_point now = Clock::now();
-            for (auto it = waiting.begin(); it != waiting.end();) {
-                if (reqs[*it].not_before <= now) {
-                    ready.push_back(*it);
-                    it = waiting.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            while (int(active.size()) < opt_.concurrency && !ready.empty()) {
-                start(ready.front());
-                ready.pop_front();
-            }
-            int running = 0;
-            curl_multi_perform(multi.get(), &running);
-            int left = 0;
-            while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left))
-                if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
-            const bool can_start = int(active.size()) < opt_.concurrency && !ready.empty();
-            if (done < reqs.size() && !can_start) curl_multi_poll(multi.get(), nullptr, 0, next_wait_ms(), nullptr);
-        }
-    };
-    try {
-        run_requests();
-    } catch (...) {
-        for (auto& kv : active) curl_multi_remove_handle(multi.get(), kv.first), curl_easy_cleanup(kv.first);
-        throw;
-    }
+    const Counters n = RequestLoop(opt_, endpoint_, headers.get(), reqs).run();
 
     std::vector<std::vector<Verdict>> out(items.size());
     long failed = 0;
@@ -236,9 +270,9 @@ std::vector<std::vector<Verdict>> HttpJudge::judge(const std::vector<JudgeItem>&
         if (r.met) v.met = *r.met, v.p_yes = *r.met ? 1.0f : 0.0f;
         else v.failed = true, failed++, last_error = r.error;
     }
-    stats_ = {{"judge_requests", long(reqs.size())}, {"judge_retries", attempts - long(reqs.size())},
-              {"judge_timeouts", timeouts},          {"judge_http_errors", http},
-              {"judge_transport_errors", transport}, {"judge_bad_replies", bad}};
+    stats_ = {{"judge_requests", long(reqs.size())}, {"judge_retries", n.attempts - long(reqs.size())},
+              {"judge_timeouts", n.timeouts},          {"judge_http_errors", n.http},
+              {"judge_transport_errors", n.transport}, {"judge_bad_replies", n.bad_replies}};
     check(reqs.empty() || failed < long(reqs.size()),
           "external judge at " + endpoint_ + ": every one of the " + std::to_string(reqs.size()) +
               " requests failed (up to " + std::to_string(opt_.retries) + " retries each); last error: " + last_error);

@@ -30,8 +30,8 @@ RubricExample example() {
     RubricExample ex;
     ex.prompt_id = "t-1";
     ex.prompt = {{"user", "Mira has a fever. What should she do?"}};
-    ex.rubrics = {{"Says to drink water.", 5, {}}, {"Says to rest.", 3, {}}, {"Recommends seeing a doctor.", 4, {}},
-                  {"Suggests skipping meals.", -6, {}}};
+    ex.rubrics = {{"Says to drink water.", 5, {}, {}}, {"Says to rest.", 3, {}, {}}, {"Recommends seeing a doctor.", 4, {}, {}},
+                  {"Suggests skipping meals.", -6, {}, {}}};
     return ex;
 }
 
