@@ -318,7 +318,8 @@ TEST(HttpJudge, RlStepWithNothingScorableInAGroupStaysFinite) {
 }
 
 // `rusca judge --judge-url`: verdicts from the server in the output file, a criterion without one
-// marked "judge_failed" and left out of the reward; `rusca rl` without any judge says what it needs.
+// marked "judge_failed" and left out of the reward; `rusca eval --judge-url` counts it; `rusca rl`
+// without any judge says what it needs.
 TEST(HttpJudge, CommandLineJudgeWritesMaskedCriteria) {
     START_SERVER(s);
     TempDir d;
@@ -343,6 +344,18 @@ TEST(HttpJudge, CommandLineJudgeWritesMaskedCriteria) {
     EXPECT_TRUE(out[0]["criteria"][1]["met"].is_null());
     EXPECT_EQ(out[1]["criteria"][2]["met"], true);
     EXPECT_NE(read_file(log).find("2 criteria got no verdict"), std::string::npos) << read_file(log);
+
+    // `rusca eval --judge-url`: the masked criteria counted in its JSON.
+    ModelConfig c = load_config("data/tiny_config.json");
+    c.hidden_size = 32, c.intermediate_size = 48, c.num_layers = 2, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 16;
+    write_random_model(d.path + "/policy", c, 1, 0.3f);
+    const std::string eval = "build/rusca eval --policy " + d.path + "/policy --tokenizer data/tokenizer.model --judge-url " +
+                             s.url() + " --judge-model m --judge-retries 0 --max-new-tokens 4 --best-of-n 2 --device cpu --data " +
+                             d.file("in.jsonl") + " --json " + d.file("eval.json") + " > " + log + " 2>&1";
+    ASSERT_EQ(std::system(eval.c_str()), 0) << read_file(log);
+    const json e = json::parse(read_file(d.file("eval.json")));
+    EXPECT_EQ(e["judge_failed"], 2);  // the [[500]] criterion of both completions
+    EXPECT_EQ(e["judge_unscored"], 0);
 
     const std::string rl = "build/rusca rl --policy " + d.path + " --data " + d.file("in.jsonl") + " > " + log + " 2>&1";
     EXPECT_NE(std::system(rl.c_str()), 0);
