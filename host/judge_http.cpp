@@ -1,10 +1,8 @@
 // judge_http.cpp: the external judge's request loop over libcurl's multi interface: a queue of
 // (response, criterion) requests, at most `concurrency` transfers in flight, failed attempts waiting
 // out their backoff before they queue again. Single-threaded: curl_multi_poll waits for the next
-// transfer to progress or the next backoff to end.
+// transfer to progress or the next backoff to end. libcurl is loaded at run time (curl_api.h).
 #include "judge_http.h"
-
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,10 +10,10 @@
 #include <cstdlib>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 
+#include "curl_api.h"
 #include "error.h"
 
 namespace rusca {
@@ -54,7 +52,7 @@ struct Attempt {
 // a wrong URL, model name or key cannot).
 Attempt read_attempt(CURLcode code, long status, const std::string& reply) {
     if (code == CURLE_OPERATION_TIMEDOUT) return {Failure::Timeout, true, {}, "timed out"};
-    if (code != CURLE_OK) return {Failure::Transport, true, {}, curl_easy_strerror(code)};
+    if (code != CURLE_OK) return {Failure::Transport, true, {}, curl_api().easy_strerror(code)};
     if (status != 200) {
         const bool retry = status == 408 || status == 409 || status == 429 || status >= 500;
         return {Failure::Http, retry, {}, "HTTP " + std::to_string(status) + ": " + excerpt(reply)};
@@ -101,7 +99,7 @@ std::vector<Request> make_requests(const std::vector<JudgeItem>& items, const Gr
 }
 
 struct SlistDeleter {
-    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+    void operator()(curl_slist* l) const { curl_api().slist_free_all(l); }
 };
 
 // Attempts that failed, by cause, and all attempts made.
@@ -114,15 +112,15 @@ struct Counters {
 class RequestLoop {
 public:
     RequestLoop(const HttpJudgeOptions& opt, const std::string& endpoint, const curl_slist* headers, std::vector<Request>& reqs)
-        : opt_(opt), endpoint_(endpoint), headers_(headers), reqs_(reqs), multi_(curl_multi_init()) {
+        : opt_(opt), endpoint_(endpoint), headers_(headers), reqs_(reqs), multi_(curl_.multi_init()) {
         check(multi_ != nullptr, "external judge: libcurl could not be initialised");
         // Keep a connection per slot alive between requests (the default cache shrinks with the handles).
-        curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, long(opt_.concurrency));
+        curl_.multi_setopt(multi_, CURLMOPT_MAXCONNECTS, long(opt_.concurrency));
         for (size_t r = 0; r < reqs_.size(); r++) ready_.push_back(r);
     }
     ~RequestLoop() {  // transfers still in flight only after an exception
-        for (auto& kv : active_) curl_multi_remove_handle(multi_, kv.first), curl_easy_cleanup(kv.first);
-        curl_multi_cleanup(multi_);
+        for (auto& kv : active_) curl_.multi_remove_handle(multi_, kv.first), curl_.easy_cleanup(kv.first);
+        curl_.multi_cleanup(multi_);
     }
     RequestLoop(const RequestLoop&) = delete;
     RequestLoop& operator=(const RequestLoop&) = delete;
@@ -135,11 +133,11 @@ public:
                 ready_.pop_front();
             }
             int running = 0, left = 0;
-            curl_multi_perform(multi_, &running);
-            while (CURLMsg* msg = curl_multi_info_read(multi_, &left))
+            curl_.multi_perform(multi_, &running);
+            while (CURLMsg* msg = curl_.multi_info_read(multi_, &left))
                 if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
             const bool can_start = int(active_.size()) < opt_.concurrency && !ready_.empty();
-            if (done_ < reqs_.size() && !can_start) curl_multi_poll(multi_, nullptr, 0, next_wait_ms(), nullptr);
+            if (done_ < reqs_.size() && !can_start) curl_.multi_poll(multi_, nullptr, 0, next_wait_ms(), nullptr);
         }
         return counters_;
     }
@@ -151,30 +149,30 @@ private:
     };
 
     void start(size_t r) {
-        CURL* e = curl_easy_init();
+        CURL* e = curl_.easy_init();
         check(e != nullptr, "external judge: libcurl could not create a transfer");
         Transfer& t = active_[e];  // unordered_map: the address stays put for the write callback
         t.request = r;
-        curl_easy_setopt(e, CURLOPT_URL, endpoint_.c_str());
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, reqs_[r].body.c_str());
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(reqs_[r].body.size()));
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_reply);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &t.reply);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, long(opt_.timeout_s * 1000));
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_multi_add_handle(multi_, e);
+        curl_.easy_setopt(e, CURLOPT_URL, endpoint_.c_str());
+        curl_.easy_setopt(e, CURLOPT_POSTFIELDS, reqs_[r].body.c_str());
+        curl_.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(reqs_[r].body.size()));
+        curl_.easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
+        curl_.easy_setopt(e, CURLOPT_WRITEFUNCTION, append_reply);
+        curl_.easy_setopt(e, CURLOPT_WRITEDATA, &t.reply);
+        curl_.easy_setopt(e, CURLOPT_TIMEOUT_MS, long(opt_.timeout_s * 1000));
+        curl_.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_.multi_add_handle(multi_, e);
         reqs_[r].attempts++, counters_.attempts++;
     }
 
     // A transfer is over: a verdict, a retry after backoff, or a final failure.
     void finish(CURL* e, CURLcode code) {
         long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
         const Transfer t = std::move(active_.at(e));
         active_.erase(e);
-        curl_multi_remove_handle(multi_, e);
-        curl_easy_cleanup(e);
+        curl_.multi_remove_handle(multi_, e);
+        curl_.easy_cleanup(e);
         const Attempt a = read_attempt(code, status, t.reply);
         counters_.timeouts += a.failure == Failure::Timeout, counters_.transport += a.failure == Failure::Transport;
         counters_.http += a.failure == Failure::Http, counters_.bad_replies += a.failure == Failure::BadReply;
@@ -210,6 +208,7 @@ private:
         return std::max(ms, 0);
     }
 
+    const CurlApi& curl_ = curl_api();
     const HttpJudgeOptions& opt_;
     const std::string& endpoint_;
     const curl_slist* headers_;
@@ -237,8 +236,7 @@ void HttpJudgeOptions::validate() const {
 
 HttpJudge::HttpJudge(HttpJudgeOptions opt) : opt_(std::move(opt)), tmpl_(GraderTemplate::load(opt_.grader_template)) {
     opt_.validate();
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    curl_api();  // a missing libcurl is an error now, not at the first judged batch
     const std::string suffix = "/chat/completions";
     endpoint_ = opt_.url;
     if (endpoint_.size() < suffix.size() || endpoint_.compare(endpoint_.size() - suffix.size(), suffix.size(), suffix) != 0) {
@@ -255,10 +253,11 @@ HttpJudge::HttpJudge(HttpJudgeOptions opt) : opt_(std::move(opt)), tmpl_(GraderT
 
 std::vector<std::vector<Verdict>> HttpJudge::judge(const std::vector<JudgeItem>& items) {
     std::vector<Request> reqs = make_requests(items, tmpl_, opt_);
-    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    const CurlApi& curl = curl_api();
+    std::unique_ptr<curl_slist, SlistDeleter> headers(curl.slist_append(nullptr, "Content-Type: application/json"));
     check(headers != nullptr, "external judge: libcurl could not be initialised");
-    curl_slist_append(headers.get(), "Expect:");  // no 100-continue round trip before each body
-    if (!auth_header_.empty()) curl_slist_append(headers.get(), auth_header_.c_str());
+    curl.slist_append(headers.get(), "Expect:");  // no 100-continue round trip before each body
+    if (!auth_header_.empty()) curl.slist_append(headers.get(), auth_header_.c_str());
     const Counters n = RequestLoop(opt_, endpoint_, headers.get(), reqs).run();
 
     std::vector<std::vector<Verdict>> out(items.size());

@@ -11,13 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "host/curl_api.h"
 #include "host/eval.h"
 #include "host/fileio.h"
 #include "host/judge_backend.h"
@@ -61,16 +60,17 @@ struct FakeJudgeServer {
     // GET /stats: what the server saw.
     json stats() const {
         std::string body;
-        CURL* e = curl_easy_init();
+        const CurlApi& curl = curl_api();
+        CURL* e = curl.easy_init();
         const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/stats";
-        curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* out) {
+        curl.easy_setopt(e, CURLOPT_URL, url.c_str());
+        curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* out) {
             static_cast<std::string*>(out)->append(p, size * n);
             return size * n;
         });
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-        EXPECT_EQ(curl_easy_perform(e), CURLE_OK);
-        curl_easy_cleanup(e);
+        curl.easy_setopt(e, CURLOPT_WRITEDATA, &body);
+        EXPECT_EQ(curl.easy_perform(e), CURLE_OK);
+        curl.easy_cleanup(e);
         return json::parse(body);
     }
 };
@@ -207,6 +207,25 @@ TEST(HttpJudge, NothingAnsweredIsAnErrorNamingTheServer) {
     o.url = "http://127.0.0.1:1/v1", o.retries = 0;  // nothing listens on port 1
     HttpJudge nobody(o);
     expect_error([&] { nobody.judge({{&ex, "honey"}}); }, {"127.0.0.1:1", "every one of the 2 requests"});
+}
+
+// libcurl is loaded only for --judge-url; where it is absent, or the library found is not libcurl,
+// the error says which package to install.
+TEST(HttpJudge, MissingLibcurlSaysWhatToInstall) {
+    try {
+        load_curl_api("libcurl-absent-for-a-test.so.4");
+        FAIL() << "loading an absent library did not throw";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--judge-url) needs libcurl: install libcurl4"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("libcurl-absent-for-a-test.so.4"), std::string::npos) << e.what();
+    }
+    try {
+        load_curl_api("libm.so.6");
+        FAIL() << "libm passed for libcurl";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("libm.so.6 has no curl_global_init"), std::string::npos) << e.what();
+    }
+    EXPECT_NE(curl_api().multi_poll, nullptr);  // the real one loads
 }
 
 TEST(HttpJudge, OptionErrorsNameTheFlag) {
