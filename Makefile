@@ -14,7 +14,8 @@ BUILD    := build
 BASE_CXXFLAGS := -std=c++17 -O3 -march=x86-64-v3 -fopenmp -Wall -Wextra -Wno-unused-parameter -MMD -MP -I.
 CXXFLAGS := $(BASE_CXXFLAGS)
 LDFLAGS  := -fopenmp -Wl,-rpath,'$$ORIGIN/lib'
-LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread
+# No -lcurl: libcurl is loaded at run time, only for --judge-url (host/curl_api.h).
+LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread -ldl
 
 HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp host/cuda/*.cpp tokenizer/*.cpp))
 # tests/test_emu_*.cpp hold kernels compiled by g++: emulator build only. tests/test_cuda_*.cu hold

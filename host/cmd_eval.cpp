@@ -9,6 +9,7 @@
 #include "error.h"
 #include "eval.h"
 #include "fileio.h"
+#include "judge_http.h"
 #include "model.h"
 
 namespace rusca {
@@ -22,7 +23,8 @@ nlohmann::json score_json(const EvalScore& s) {
 // One JSON object with everything printed, for scripts (tools/experiment.py).
 nlohmann::json eval_json(const EvalResult& r, size_t prompts, int best_of_n, bool full_scaffold) {
     nlohmann::json j = {{"prompts", prompts}, {"best_of_n", best_of_n}, {"full_scaffold", full_scaffold},
-                        {"judge", score_json(r.judge)}, {"tokens", r.tokens}, {"seconds", r.seconds}};
+                        {"judge", score_json(r.judge)}, {"tokens", r.tokens}, {"seconds", r.seconds},
+                        {"judge_failed", r.judge_failed}, {"judge_unscored", r.judge_unscored}};
     if (r.has_checker) {
         j["checker"] = score_json(r.checker);
         j["judge_agreement"] = {{"positive", r.n_pos ? double(r.agree_pos) / r.n_pos : 1.0}, {"n_positive", r.n_pos},
@@ -42,13 +44,15 @@ void add_eval_command(CLI::App& app) {
         bool full_scaffold = false;
         uint64_t seed = 1;
         GenerateOptions gen;
+        HttpJudgeOptions external_judge;
     };
     auto a = std::make_shared<Args>();
     a->gen.max_new_tokens = 4096;
     CLI::App* cmd = app.add_subcommand("eval", "Held-out rubric score: mean reward clipped to [0,1] +- bootstrap std");
     cmd->add_option("--policy", a->policy, "Policy model directory")->required()->check(CLI::ExistingDirectory);
     cmd->add_option("--tokenizer", a->tokenizer, "The policy's tokenizer (default: the --policy folder's own)")->check(CLI::ExistingPath);
-    cmd->add_option("--judge", a->judge, "Judge model directory")->required()->check(CLI::ExistingDirectory);
+    cmd->add_option("--judge", a->judge, "Judge model directory (in process; or --judge-url)")->check(CLI::ExistingDirectory);
+    add_judge_url_options(*cmd, a->external_judge);
     cmd->add_option("--judge-tokenizer", a->judge_tokenizer, "The judge's tokenizer (default: the --judge folder's own, else the policy's)")->check(CLI::ExistingPath);
     cmd->add_option("--data", a->data, "Rubric JSONL")->required()->check(CLI::ExistingFile);
     cmd->add_option("--limit", a->limit, "First N examples only (0: all)")->check(CLI::NonNegativeNumber);
@@ -71,19 +75,35 @@ void add_eval_command(CLI::App& app) {
     cmd->callback([a] {
         std::vector<RubricExample> data = load_rubric_jsonl(a->data);
         if (a->limit > 0 && size_t(a->limit) < data.size()) data.resize(a->limit);
-        std::unique_ptr<Model> policy = load_cpu_model(a->policy), judge_model = load_cpu_model(a->judge);
+        const bool external = a->external_judge.enabled();
+        check(external != !a->judge.empty(), "eval needs one judge: --judge DIR (in process) or --judge-url URL (a server)");
+        std::unique_ptr<Model> policy = load_cpu_model(a->policy);
         const std::string tok_path = tokenizer_path(a->tokenizer, a->policy);
-        Tokenizer tok(tok_path), judge_tok(judge_tokenizer_path(a->judge_tokenizer, a->judge, tok_path));
-        CpuInference judge_inf(judge_model->config, judge_model->params());
-        Judge judge(judge_inf, judge_tok, JudgeTemplate::load(a->templ), a->yes, a->no);
+        Tokenizer tok(tok_path);
         const std::string device = resolve_device(a->device);
-        std::unique_ptr<InferenceEngine> policy_engine = make_engine(device, *policy),
-                                         judge_engine = make_engine(device, *judge_model);
+        std::unique_ptr<InferenceEngine> policy_engine = make_engine(device, *policy);
+        // The in-process judge's parts, or none of them with a server.
+        std::unique_ptr<Model> judge_model;
+        std::unique_ptr<Tokenizer> judge_tok;
+        std::unique_ptr<CpuInference> judge_inf;
+        std::unique_ptr<Judge> judge;
+        std::unique_ptr<InferenceEngine> judge_engine;
+        std::unique_ptr<JudgeBackend> backend;
+        if (external) {
+            backend = std::make_unique<HttpJudge>(a->external_judge);
+        } else {
+            judge_model = load_cpu_model(a->judge);
+            judge_tok = std::make_unique<Tokenizer>(judge_tokenizer_path(a->judge_tokenizer, a->judge, tok_path));
+            judge_inf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
+            judge = std::make_unique<Judge>(*judge_inf, *judge_tok, JudgeTemplate::load(a->templ), a->yes, a->no);
+            judge_engine = make_engine(device, *judge_model);
+            backend = std::make_unique<EngineJudge>(*judge_engine, *judge);
+        }
         ScaffoldTemplate scaffold;
         EvalOptions eo;
         eo.gen = a->gen, eo.seed = a->seed, eo.best_of_n = a->best_of_n;
         if (a->full_scaffold) scaffold = ScaffoldTemplate::load(a->scaffold_template), eo.scaffold = &scaffold;
-        EvalResult r = evaluate(*policy_engine, tok, *judge_engine, judge, data, eo);
+        EvalResult r = evaluate(*policy_engine, tok, *backend, data, eo);
         std::printf("eval: %zu prompts x %d completion%s%s, score %.4f +- %.4f by the judge (mean reward %.4f)", data.size(),
                     a->best_of_n, a->best_of_n > 1 ? "s (best of N)" : "", a->full_scaffold ? " with full scaffold" : "",
                     r.judge.score, r.judge.score_std, r.judge.mean_reward);
@@ -92,6 +112,9 @@ void add_eval_command(CLI::App& app) {
                         "%.1f%% of %ld negative criteria",
                         r.checker.score, r.checker.score_std, 100.0 * r.agree_pos / std::max(r.n_pos, 1L), r.n_pos,
                         100.0 * r.agree_neg / std::max(r.n_neg, 1L), r.n_neg);
+        if (r.judge_failed > 0)
+            std::printf("; %ld criteria without a verdict from the judge (masked), %ld prompts unscored", r.judge_failed,
+                        r.judge_unscored);
         std::printf("; %ld tokens generated, %.1f s\n", r.tokens, r.seconds);
         if (!a->json_out.empty())
             write_file_atomic(a->json_out, eval_json(r, data.size(), a->best_of_n, a->full_scaffold).dump(2) + "\n");

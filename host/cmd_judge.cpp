@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "error.h"
 #include "engine.h"
+#include "judge_http.h"
 #include "model.h"
 #include "rubric.h"
 
@@ -25,6 +26,7 @@ struct JudgeArgs {
     std::string judge, tokenizer, data, responses, out, templ = "data/judge_template.txt";
     std::string yes = " yes", no = " no", device = "auto";
     int limit = 0;
+    HttpJudgeOptions external_judge;
 };
 
 // Examples with their responses, from the rubric file's own "response(s)" fields.
@@ -96,43 +98,58 @@ void run_judge(const JudgeArgs& a) {
     }
     if (a.limit > 0 && size_t(a.limit) < examples.size()) examples.resize(a.limit), responses.resize(a.limit);
 
-    std::unique_ptr<Model> model = load_cpu_model(a.judge);
-    Tokenizer tok(tokenizer_path(a.tokenizer, a.judge));
-    CpuInference inf(model->config, model->params());
-    Judge judge(inf, tok, JudgeTemplate::load(a.templ), a.yes, a.no);
+    const bool external = a.external_judge.enabled();
+    check(external != !a.judge.empty(), "judge needs one judge: --judge DIR (in process) or --judge-url URL (a server)");
     std::vector<JudgeItem> items;
     for (size_t e = 0; e < examples.size(); e++)
         for (const std::string& r : responses[e]) items.push_back({&examples[e], r});
 
+    std::vector<std::vector<Verdict>> verdicts;
     auto t0 = std::chrono::steady_clock::now();
-    const std::string device = resolve_device(a.device);
-    auto verdicts = make_engine(device, *model)->judge(judge, items);
+    if (external) {
+        verdicts = HttpJudge(a.external_judge).judge(items);
+    } else {
+        std::unique_ptr<Model> model = load_cpu_model(a.judge);
+        Tokenizer tok(tokenizer_path(a.tokenizer, a.judge));
+        CpuInference inf(model->config, model->params());
+        Judge judge(inf, tok, JudgeTemplate::load(a.templ), a.yes, a.no);
+        t0 = std::chrono::steady_clock::now();
+        verdicts = make_engine(resolve_device(a.device), *model)->judge(judge, items);
+    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     std::ofstream out(a.out);
     check(out.good(), a.out + ": cannot open for writing");
     std::vector<double> rewards;
-    long criteria = 0;
+    long criteria = 0, failed = 0;
     CheckerAgreement agreement;
     for (size_t i = 0, e = 0, k = 0; i < items.size(); i++) {
         const RubricExample& ex = *items[i].example;
-        std::vector<bool> met;
         json list = json::array();
         for (size_t c = 0; c < ex.rubrics.size(); c++) {
             const Verdict& v = verdicts[i][c];
-            met.push_back(v.met);
-            list.push_back({{"criterion", ex.rubrics[c].text}, {"points", ex.rubrics[c].points}, {"met", v.met},
-                            {"p_yes", v.p_yes}});
+            list.push_back({{"criterion", ex.rubrics[c].text}, {"points", ex.rubrics[c].points}});
+            if (v.failed) {  // no verdict: masked out of the reward, and of the agreement
+                list.back()["met"] = nullptr, list.back()["judge_failed"] = true, failed++;
+                continue;
+            }
+            list.back()["met"] = v.met;
+            if (!external) list.back()["p_yes"] = v.p_yes;
             if (has_check(ex.rubrics[c])) agreement.add(ex.rubrics[c], v.met, checker_met(ex.rubrics[c], items[i].response), list.back());
         }
-        criteria += long(met.size());
-        rewards.push_back(rubric_reward(ex, met));
-        json row = {{"prompt_id", ex.prompt_id}, {"response_index", k}, {"reward", rewards.back()}, {"criteria", list}};
+        criteria += long(ex.rubrics.size());
+        const std::optional<double> reward = judged_reward(ex, verdicts[i]);
+        if (reward) rewards.push_back(*reward);
+        json row = {{"prompt_id", ex.prompt_id}, {"response_index", k}, {"reward", reward ? json(*reward) : json(nullptr)}, {"criteria", list}};
         out << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
         if (++k == responses[e].size()) e++, k = 0;
     }
+    check(!rewards.empty(), "judge: no response could be scored (no verdict on any criterion with positive points)");
     double mean = 0;
     for (double r : rewards) mean += r / double(rewards.size());
+    if (failed > 0)
+        std::fprintf(stderr, "rusca judge: %ld criteria got no verdict (\"judge_failed\": true, masked); %zu of %zu responses scored\n",
+                     failed, rewards.size(), items.size());
     std::fprintf(stderr,
                  "rusca judge: %zu responses, %ld criteria in %.2f s (%.1f criteria/s); mean reward %.4f, "
                  "score (mean clipped to [0,1]) %.4f -> %s\n",
@@ -146,8 +163,9 @@ void run_judge(const JudgeArgs& a) {
 
 void add_judge_command(CLI::App& app) {
     auto a = std::make_shared<JudgeArgs>();
-    CLI::App* cmd = app.add_subcommand("judge", "Judge responses against rubrics with a yes/no judge model (CPU backend)");
-    cmd->add_option("--judge", a->judge, "Judge model directory")->required()->check(CLI::ExistingDirectory);
+    CLI::App* cmd = app.add_subcommand("judge", "Judge responses against rubrics: a yes/no judge model in process, or a server (--judge-url)");
+    cmd->add_option("--judge", a->judge, "Judge model directory (in process; or --judge-url)")->check(CLI::ExistingDirectory);
+    add_judge_url_options(*cmd, a->external_judge);
     cmd->add_option("--tokenizer", a->tokenizer, "The judge's tokenizer (default: the --judge folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--data", a->data, "Rubric JSONL (HealthBench format); with \"response\"/\"responses\" unless --responses")
         ->required()

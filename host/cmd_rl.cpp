@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
+#include "judge_http.h"
 #include "rl.h"
 
 namespace rusca {
@@ -11,12 +12,13 @@ void add_rl_command(CLI::App& app) {
     auto decay = std::make_shared<std::string>("sigmoid");
     auto agg = std::make_shared<std::string>("token-mean");
     auto adv = std::make_shared<std::string>("group");
-    CLI::App* cmd = app.add_subcommand("rl", "RuscaRL: GRPO with rubric scaffolds that fade out, judged in process (CPU backend)");
+    CLI::App* cmd = app.add_subcommand("rl", "RuscaRL: GRPO with rubric scaffolds that fade out, judged in process or by a server");
     auto req_dir = [&](const char* flag, std::string& v, const char* help) {
         cmd->add_option(flag, v, help)->required()->check(CLI::ExistingDirectory);
     };
     req_dir("--policy", o->policy, "Policy model directory (config.json + safetensors)");
-    req_dir("--judge", o->judge, "Judge model directory");
+    cmd->add_option("--judge", o->judge, "Judge model directory (in process; or --judge-url)")->check(CLI::ExistingDirectory);
+    add_judge_url_options(*cmd, o->external_judge);
     cmd->add_option("--tokenizer", o->tokenizer, "The policy's tokenizer: tokenizer.json, sentencepiece .model or a folder (default: the --policy folder's own)")->check(CLI::ExistingPath);
     cmd->add_option("--judge-tokenizer", o->judge_tokenizer, "The judge's tokenizer (default: the --judge folder's own, else the policy's)")->check(CLI::ExistingPath);
     cmd->add_option("--data", o->data, "Training rubric JSONL (HealthBench format)")->required()->check(CLI::ExistingFile);
@@ -78,6 +80,7 @@ void add_rl_command(CLI::App& app) {
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", o->quiet, "No progress lines");
     cmd->callback([o, decay, agg, adv, reward] {
+        o->external_judge.quiet = o->quiet;
         o->checker_reward = *reward == "checker";
         o->scaffold = *decay != "none";
         if (o->scaffold) o->schedule.decay = parse_step_decay(*decay);

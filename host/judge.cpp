@@ -12,15 +12,26 @@ namespace rusca {
 JudgeTemplate JudgeTemplate::load(const std::string& path) {
     std::map<std::string, std::string> sec = parse_sections(read_file(path), path, {"prefix", "suffix"}, {"prefix", "suffix"});
     JudgeTemplate t{sec["prefix"], sec["suffix"]};
-    check(t.suffix.find("{criterion}") != std::string::npos, path + ": [suffix] must contain {criterion}");
+    check(t.suffix.find("{criterion}") != std::string::npos || t.suffix.find("{rubric_item}") != std::string::npos,
+          path + ": [suffix] must contain {criterion} or {rubric_item}");
     check(t.prefix.find("{response}") != std::string::npos, path + ": [prefix] must contain {response}");
     return t;
 }
 
 std::string render_conversation(const std::vector<Message>& messages) {
     std::string out;
-    for (const Message& m : messages) out += (out.empty() ? "" : "\n\n") + m.role + ": " + m.content;
+    for (const Message& m : messages)
+        if (m.role != "system") out += (out.empty() ? "" : "\n\n") + m.role + ": " + m.content;
     return out;
+}
+
+std::string rubric_item_text(const Criterion& c) { return "[" + std::to_string(c.points) + "] " + c.text; }
+
+std::string fill_judge_placeholders(const std::string& text, const JudgeItem& item, const Criterion* c) {
+    std::vector<std::pair<std::string, std::string>> values = {
+        {"{conversation}", render_conversation(item.example->prompt)}, {"{response}", item.response}};
+    if (c) values.insert(values.end(), {{"{criterion}", c->text}, {"{rubric_item}", rubric_item_text(*c)}});
+    return substitute(text, values);
 }
 
 Judge::Judge(const CpuInference& model, const Tokenizer& tok, JudgeTemplate tmpl, const std::string& yes,
@@ -43,14 +54,13 @@ Judge::Judge(const CpuInference& model, const Tokenizer& tok, JudgeTemplate tmpl
 std::vector<int> Judge::prefix_tokens(const JudgeItem& item) const {
     std::vector<int> ids;
     if (tok_.bos_id() >= 0) ids.push_back(tok_.bos_id());
-    std::vector<int> text = tok_.encode(substitute(tmpl_.prefix, {{"{conversation}", render_conversation(item.example->prompt)},
-                                                                  {"{response}", item.response}}) + "\n");
+    std::vector<int> text = tok_.encode(fill_judge_placeholders(tmpl_.prefix, item, nullptr) + "\n");
     ids.insert(ids.end(), text.begin(), text.end());
     return ids;
 }
 
 std::vector<int> Judge::suffix_tokens(const Criterion& c) const {
-    return tok_.encode(substitute(tmpl_.suffix, {{"{criterion}", c.text}}));
+    return tok_.encode(substitute(tmpl_.suffix, {{"{criterion}", c.text}, {"{rubric_item}", rubric_item_text(c)}}));
 }
 
 // The last hidden state decides: logit(yes) - logit(no) = h . (w_yes - w_no).

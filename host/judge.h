@@ -15,9 +15,13 @@
 
 namespace rusca {
 
+// Placeholders: {conversation} (the prompt's turns, render_conversation), {response}, and per
+// criterion {criterion} (its text) or {rubric_item} (rubric_item_text: "[points] text").
+// HealthBench's grader shows the response as the conversation's last turn:
+// "{conversation}\n\nassistant: {response}" (data/judge_template.txt).
 struct JudgeTemplate {
     std::string prefix;  // uses {conversation} and {response}
-    std::string suffix;  // uses {criterion}; ends where the answer token comes
+    std::string suffix;  // uses {criterion} or {rubric_item}; ends where the answer token comes
     static JudgeTemplate load(const std::string& path);  // errors name the file
 };
 
@@ -25,6 +29,9 @@ struct Verdict {
     bool met = false;
     float p_yes = 0;   // sigmoid(logit(yes) - logit(no)): yes vs no, the rest of the vocabulary aside
     float margin = 0;  // logit(yes) - logit(no)
+    // No verdict at all (an external judge that still failed after its retries): the criterion is
+    // masked out of the reward (host/judge_backend.h), never scored as not met.
+    bool failed = false;
 };
 
 struct JudgeItem {
@@ -57,7 +64,15 @@ private:
     std::vector<float> w_diff_;  // lm_head[yes] - lm_head[no]
 };
 
-// The conversation as the judge sees it: "role: content" paragraphs.
+// The conversation as HealthBench's grader renders it (simple-evals healthbench_eval.py):
+// "role: content" turns joined by blank lines. System turns are dropped, as the official RuscaRL
+// code drops them, so no scaffold (a system turn) can ever reach a judge.
 std::string render_conversation(const std::vector<Message>& messages);
+
+// A criterion as HealthBench's RubricItem prints it for the grader: "[points] text".
+std::string rubric_item_text(const Criterion& c);
+
+// The text of a template with every judge placeholder filled; `c` may be null (a prefix).
+std::string fill_judge_placeholders(const std::string& text, const JudgeItem& item, const Criterion* c);
 
 }  // namespace rusca

@@ -78,12 +78,14 @@ MemoryPlan plan_rl_memory(const ModelConfig& policy, const ModelConfig& judge, c
         {"reference (bf16 + activations)",
          s.reference ? weights_bf16(policy) + training_activation_bytes(policy, s.minibatch, T) : 0},
         {"rollout engine activations", engine_activation_bytes(policy, kPrefillChunkRows)},
-        {"judge weights (bf16)", weights_bf16(judge)},
-        {"judge activations + KV", engine_activation_bytes(judge, kPrefillChunkRows) +
-                                       std::min<size_t>(kJudgePrefixRows, size_t(s.rollouts) * s.max_judge_tokens) *
-                                           kv_row_bytes(judge)},
         {"cuBLASLt workspaces (4 streams)", 4 * kMatmulWorkspace},
     };
+    if (s.judge_on_device)
+        p.items.insert(p.items.end() - 1,
+                       {{"judge weights (bf16)", weights_bf16(judge)},
+                        {"judge activations + KV", engine_activation_bytes(judge, kPrefillChunkRows) +
+                                                       std::min<size_t>(kJudgePrefixRows, size_t(s.rollouts) * s.max_judge_tokens) *
+                                                           kv_row_bytes(judge)}});
     // Every rollout's prefix may differ (the scaffolds do), plus its own generated rows.
     p.kv_pool_need = size_t(s.rollouts) * (s.max_prefix_tokens + s.max_new_tokens) * kv_row_bytes(policy);
     p.budget = budget;

@@ -32,6 +32,7 @@ struct RlShape {
     int max_new_tokens = 0;
     int max_judge_tokens = 0;     // longest judge prompt (conversation + response + criterion)
     bool reference = false;       // beta > 0
+    bool judge_on_device = true;  // false: an external judge (--judge-url), no judge memory here
 };
 
 struct MemoryPlan {

@@ -27,6 +27,7 @@
 #include "generate.h"
 #include "gpu.h"
 #include "judge.h"
+#include "judge_backend.h"
 #include "memory_plan.h"
 #include "mfu.h"
 #include "model.h"
@@ -169,13 +170,14 @@ std::vector<std::vector<Verdict>> checker_judgements(const std::vector<JudgeItem
 
 // The held-out score of the current policy without scaffold, by the judge and (when the data has
 // checks) by the programmatic checker, as metrics fields.
-json eval_metrics(Model& policy, InferenceEngine& policy_engine, const Tokenizer& tok, InferenceEngine& judge_engine,
-                  const Judge& judge, const std::vector<RubricExample>& held, const GenerateOptions& gen, uint64_t seed) {
+json eval_metrics(Model& policy, InferenceEngine& policy_engine, const Tokenizer& tok, JudgeBackend& judge,
+                  const std::vector<RubricExample>& held, const GenerateOptions& gen, uint64_t seed) {
     policy.synchronize();  // the last update is in the weights the engine reads
     EvalOptions eo;
     eo.gen = gen, eo.seed = seed;
-    EvalResult e = evaluate(policy_engine, tok, judge_engine, judge, held, eo);
-    json m = {{"eval_score", e.judge.score}, {"eval_score_std", e.judge.score_std}, {"eval_s", e.seconds}};
+    EvalResult e = evaluate(policy_engine, tok, judge, held, eo);
+    json m = {{"eval_score", e.judge.score}, {"eval_score_std", e.judge.score_std}, {"eval_s", e.seconds},
+              {"eval_judge_failed", e.judge_failed}};
     if (e.has_checker) {
         m["eval_checker_score"] = e.checker.score, m["eval_checker_score_std"] = e.checker.score_std;
         m["eval_judge_agree_pos"] = e.n_pos ? double(e.agree_pos) / e.n_pos : 1.0;
@@ -197,14 +199,15 @@ std::string eval_summary(const json& m) {
 
 // The device memory plan of a CUDA run (host/memory_plan.h): printed, refused when it does not fit;
 // returns what it leaves for the rollout engine's KV pool.
+// judge_tok is null with an external judge (no judge on the device).
 size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
-                          const Tokenizer& judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
+                          const Tokenizer* judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
     RlShape s;
     s.rollouts = o.prompts_per_step * o.group;
     s.minibatch = (s.rollouts + o.updates_per_step - 1) / o.updates_per_step;
     if (o.micro_batch > 0) s.minibatch = std::min(s.minibatch, o.micro_batch);
-    s.max_new_tokens = o.max_new_tokens, s.reference = o.loss.beta > 0;
-    const JudgeTemplate jt = JudgeTemplate::load(o.judge_template);
+    s.max_new_tokens = o.max_new_tokens, s.reference = o.loss.beta > 0, s.judge_on_device = judge_tok != nullptr;
+    const JudgeTemplate jt = judge_tok ? JudgeTemplate::load(o.judge_template) : JudgeTemplate{};
     for (const RubricExample& ex : data) {  // the longest prompts: bare, with every criterion shown, judged
         std::vector<const Criterion*> all;
         std::string longest_criterion;
@@ -219,12 +222,13 @@ size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& 
         // The judge prompt around a response of up to max_new_tokens policy tokens, counted as two
         // judge tokens each (the judge's tokenizer may split finer).
         const std::string judged = jt.prefix + render_conversation(ex.prompt) + jt.suffix + longest_criterion;
-        s.max_judge_tokens = std::max(s.max_judge_tokens, int(judge_tok.encode(judged).size()) + 2 * o.max_new_tokens);
+        if (judge_tok) s.max_judge_tokens = std::max(s.max_judge_tokens, int(judge_tok->encode(judged).size()) + 2 * o.max_new_tokens);
     }
     const std::vector<GpuInfo> gpus = list_gpus();
     size_t budget = gpus.empty() ? 0 : gpus[0].free_bytes;
     if (o.memory_budget_gb > 0) budget = std::min(budget, size_t(o.memory_budget_gb * double(1ull << 30)));
-    const MemoryPlan plan = plan_rl_memory(load_config(o.policy + "/config.json"), load_config(o.judge + "/config.json"), s, budget);
+    const ModelConfig policy = load_config(o.policy + "/config.json");
+    const MemoryPlan plan = plan_rl_memory(policy, judge_tok ? load_config(o.judge + "/config.json") : policy, s, budget);
     require_fits(plan);
     if (!o.quiet) std::fprintf(stderr, "%s", plan.table().c_str());
     return plan.kv_pool;
@@ -237,6 +241,9 @@ void validate(const RlOptions& o) {
           "--updates-per-step must be between 1 and prompts x group");
     check(o.max_new_tokens > 0, "--max-new-tokens must be positive");
     check(o.micro_batch >= 0, "--micro-batch must be >= 0");
+    check(!o.judge.empty() || o.external_judge.enabled(), "rl needs a judge: --judge DIR (in process) or --judge-url URL (a server)");
+    check(o.judge.empty() || !o.external_judge.enabled(), "--judge and --judge-url both given: choose one judge");
+    if (o.external_judge.enabled()) o.external_judge.validate();
     o.sampling.validate();
     check(o.loss.temperature > 0, "--temperature 0 (greedy) cannot train: the loss needs the sampling distribution");
 }
@@ -260,26 +267,32 @@ RlResult run_rl(const RlOptions& opt) {
     Tokenizer tok(tok_path);
     check(tok.vocab_size() <= load_config(o.policy + "/config.json").vocab_size,
           tok.path() + ": tokenizer is larger than the policy's vocab_size");
-    Tokenizer judge_tok(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
+    const bool external_judge = o.external_judge.enabled();
+    std::unique_ptr<Tokenizer> judge_tok =
+        external_judge ? nullptr : std::make_unique<Tokenizer>(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
     // On CUDA: everything the run will hold, against the free memory, before allocating any of it.
     const size_t kv_pool = device == "cuda" && !o.schedule_only
-                               ? plan_device_memory(o, data, tok, judge_tok, scaffold_tmpl)
+                               ? plan_device_memory(o, data, tok, judge_tok.get(), scaffold_tmpl)
                                : 0;
     std::unique_ptr<Model> policy = load_model(o.policy, device);
-    // The judge: its own model and tokenizer, in this process (not needed to preview the schedule).
-    // On the CPU the Judge scores with its host weights; on CUDA they are read once into the
-    // judge engine's own bf16 copy, on the same device.
+    // The judge (not needed to preview the schedule): a server (--judge-url), or its own model and
+    // tokenizer in this process. On the CPU the Judge scores with its host weights; on CUDA they are
+    // read once into the judge engine's own bf16 copy, on the same device.
     std::unique_ptr<Model> judge_model;
     std::unique_ptr<CpuInference> judge_inf;
     std::unique_ptr<Judge> judge;
     std::unique_ptr<InferenceEngine> judge_engine, policy_engine;
-    if (!o.schedule_only) {
+    std::unique_ptr<JudgeBackend> judge_backend;
+    if (!o.schedule_only && external_judge) {
+        judge_backend = std::make_unique<HttpJudge>(o.external_judge);
+    } else if (!o.schedule_only) {
         judge_model = load_model(o.judge, "cpu", /*frozen=*/true);  // host fp32: tokenization, CPU scoring, upload
         judge_inf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
-        judge = std::make_unique<Judge>(*judge_inf, judge_tok, JudgeTemplate::load(o.judge_template), o.yes, o.no);
+        judge = std::make_unique<Judge>(*judge_inf, *judge_tok, JudgeTemplate::load(o.judge_template), o.yes, o.no);
         judge_engine = make_engine(device, *judge_model);
-        policy_engine = make_engine(device, *policy, kv_pool);  // shares the policy's weights
+        judge_backend = std::make_unique<EngineJudge>(*judge_engine, *judge);
     }
+    if (!o.schedule_only) policy_engine = make_engine(device, *policy, kv_pool);  // shares the policy's weights
     // The frozen reference is the starting policy, needed only when the KL term is on.
     std::unique_ptr<Model> reference =
         o.loss.beta > 0 && !o.schedule_only ? load_model(o.policy, device, /*frozen=*/true) : nullptr;
@@ -324,7 +337,7 @@ RlResult run_rl(const RlOptions& opt) {
     const int last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
     if (start == 0 && !held.empty() && o.eval_every > 0 && !o.schedule_only) {  // the starting point of the curve
         json m0 = {{"step", 0}};
-        m0.update(eval_metrics(*policy, *policy_engine, tok, *judge_engine, *judge, held, gen, o.seed));
+        m0.update(eval_metrics(*policy, *policy_engine, tok, *judge_backend, held, gen, o.seed));
         metrics << m0.dump() << "\n" << std::flush;
         if (!o.quiet) std::fprintf(stderr, "step    0 | %s\n", eval_summary(m0).c_str());
     }
@@ -375,20 +388,25 @@ RlResult run_rl(const RlOptions& opt) {
         t0 = Clock::now();
         std::vector<JudgeItem> items;
         for (const Rollout& r : rollouts) items.push_back({prompts[r.prompt], completion_text(tok, r.completion)});
-        auto verdicts = o.checker_reward ? checker_judgements(items) : judge_engine->judge(*judge, items);
-        std::vector<double> rewards;
+        auto verdicts = o.checker_reward ? checker_judgements(items) : judge_backend->judge(items);
+        // Criteria the judge could not answer are masked out of the reward (host/judge_backend.h).
+        long unscored = 0;
+        const std::vector<double> rewards = group_rewards(items, verdicts, G, &unscored);
         long criteria = 0, met_pos = 0, n_pos = 0, met_neg = 0, n_neg = 0;
         for (size_t k = 0; k < rollouts.size(); k++) {
             Rollout& r = rollouts[k];
             const RubricExample& ex = *prompts[r.prompt];
             for (size_t c = 0; c < ex.rubrics.size(); c++) {
                 r.met.push_back(verdicts[k][c].met);
+                if (verdicts[k][c].failed) continue;
                 (ex.rubrics[c].points > 0 ? n_pos : n_neg)++;
                 (ex.rubrics[c].points > 0 ? met_pos : met_neg) += verdicts[k][c].met;
             }
             criteria += long(ex.rubrics.size());
-            rewards.push_back(r.reward = rubric_reward(ex, r.met));
+            r.reward = rewards[k];
         }
+        m["judge_failed"] = count_failed(verdicts), m["judge_unscored"] = unscored;
+        if (!o.checker_reward) m.update(judge_backend->last_stats());
         std::vector<float> adv = group_advantages(rewards, G, o.adv_norm);
         for (size_t k = 0; k < rollouts.size(); k++) rollouts[k].advantage = adv[k];
         m["judge_s"] = seconds_since(t0), m["judge_criteria_per_s"] = criteria / seconds_since(t0);
@@ -449,7 +467,7 @@ RlResult run_rl(const RlOptions& opt) {
         // 7. eval, metrics, checkpoint
         if (device == "cuda") m["device_memory_used_bytes"] = gpu_memory_used();
         if (!held.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
-            m.update(eval_metrics(*policy, *policy_engine, tok, *judge_engine, *judge, held, gen, o.seed));
+            m.update(eval_metrics(*policy, *policy_engine, tok, *judge_backend, held, gen, o.seed));
         }
         metrics << m.dump(-1, ' ', false, json::error_handler_t::replace) << "\n" << std::flush;
         if (!o.quiet)

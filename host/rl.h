@@ -8,6 +8,7 @@
 #include "advantage.h"
 #include "cpu/grpo_loss.h"
 #include "cpu/sampler.h"
+#include "judge_http.h"
 #include "optimizer.h"
 #include "scaffold.h"
 
@@ -17,6 +18,7 @@ struct RlOptions {
     // models and data
     std::string policy, tokenizer;              // policy model directory and its tokenizer
     std::string judge, judge_tokenizer;         // judge model directory (tokenizer: policy's if empty)
+    HttpJudgeOptions external_judge;            // --judge-url: judge with a server instead of --judge
     std::string data;                           // rubric JSONL (HealthBench format)
     std::string eval_data;                      // held-out rubric JSONL ("" = no eval)
     std::string out = "runs/rl";

@@ -410,7 +410,7 @@ TEST(CudaInfer, JudgeMatchesTheCpuJudge) {
     SKIP_WITHOUT_GPU();
     Tokenizer tok("data/tokenizer.model");
     Models m(config_for(Family::Llama, tok.vocab_size()), 11);
-    Judge judge(m.cpu, tok, JudgeTemplate::load("data/judge_template.txt"));
+    Judge judge(m.cpu, tok, JudgeTemplate::load("tests/judge_template_short.txt"));  // the long reply fits 1024 positions
     RubricExample ex;
     ex.prompt_id = "t-1";
     ex.prompt = {{"user", "Mira has a fever. What should she do?"}};

@@ -56,6 +56,7 @@ struct World {
         o.steps = 2, o.prompts_per_step = 1, o.group = 4, o.updates_per_step = 2, o.max_new_tokens = 6;
         o.lr = 1e-3f, o.loss.beta = 0.01, o.quiet = true;
         o.yes = " A", o.no = " B";  // answer words at which this random judge's verdicts vary (rewards, advantages)
+        o.judge_template = "tests/judge_template_short.txt";
         o.eval_data = o.data, o.eval_every = 2, o.eval_limit = 1;  // the held-out eval on the CUDA engines too
         return o;
     }
@@ -196,7 +197,7 @@ TEST(CudaRl, RewardsAndAdvantagesFromTheSameCompletionsAreIdentical) {
     Tokenizer tok("data/tokenizer.model");
     CpuInference inf(judge_model->config, judge_model->params());
     // Answer words at which this random judge's verdicts differ between replies, all clear of 0.
-    Judge judge(inf, tok, JudgeTemplate::load("data/judge_template.txt"), " A", " B");
+    Judge judge(inf, tok, JudgeTemplate::load("tests/judge_template_short.txt"), " A", " B");
     const std::vector<RubricExample> data = load_rubric_jsonl(w.d.path + "/rubrics.jsonl");
     const char* replies[] = {"Rest.", "Drink water and rest.", "See a doctor.", "Says fact 0."};
     std::vector<JudgeItem> items;

@@ -1,14 +1,19 @@
 // test_judge.cpp: prefix-shared judging equals judging each criterion with its full prompt; judge
-// prompts build for every HealthBench example; bad answer words are refused.
+// prompts build for every HealthBench example; bad answer words are refused; a met negative
+// criterion lowers the reward through the whole in-process path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
 #include "host/chat.h"
+#include "host/engine.h"
 #include "host/error.h"
+#include "host/eval.h"
 #include "host/judge.h"
 #include "host/model.h"
+#include "test_util.h"
 
 using namespace rusca;
 
@@ -25,8 +30,8 @@ RubricExample example() {
     RubricExample ex;
     ex.prompt_id = "t-1";
     ex.prompt = {{"user", "Mira has a fever. What should she do?"}};
-    ex.rubrics = {{"Says to drink water.", 5, {}}, {"Says to rest.", 3, {}}, {"Recommends seeing a doctor.", 4, {}},
-                  {"Suggests skipping meals.", -6, {}}};
+    ex.rubrics = {{"Says to drink water.", 5, {}, {}}, {"Says to rest.", 3, {}, {}}, {"Recommends seeing a doctor.", 4, {}, {}},
+                  {"Suggests skipping meals.", -6, {}, {}}};
     return ex;
 }
 
@@ -94,3 +99,81 @@ TEST(Judge, PromptsBuildForEveryHealthBenchExample) {
 }
 
 }  // namespace
+
+namespace {
+
+// A judge whose verdict on a criterion we choose: with every attention and MLP output projection
+// zero, the last position's hidden state is the embedding of the prompt's last token, which a
+// template ending in {criterion} makes the criterion's last token. Setting that token's embedding
+// to +-(e_yes - e_no) (tied LM head, unit final norm) makes margin = +-|e_yes - e_no| / rms.
+struct ControlledJudge {
+    ModelConfig config = load_config("data/tiny_config.json");
+    std::unique_ptr<Model> model = make_cpu_model(config);
+    Tokenizer tok{"data/tokenizer.model"};
+    testutil::TempDir d;
+    std::string template_path = d.file("judge_template.txt");
+    ControlledJudge() {
+        init_params(model->layout, model->params(), 5, 0.3f);
+        float* p = model->params();
+        for (const LayerParams& l : model->layout.layers)
+            for (size_t off : {l.wo, l.w_down}) {
+                const ParamInfo* info = nullptr;
+                for (const ParamInfo& t : model->layout.tensors)
+                    if (t.offset == off) info = &t;
+                std::fill(p + off, p + off + info->numel, 0.0f);
+            }
+        std::fill(p + model->layout.final_norm, p + model->layout.final_norm + config.hidden_size, 1.0f);
+        std::ofstream(template_path) << "[prefix]\n{conversation}\n\nassistant: {response}\n[suffix]\nItem: {criterion}\n";
+    }
+    // The verdict on every criterion whose text ends in the token that `text` ends in.
+    void set_verdict(const std::string& criterion, bool met) {
+        Judge probe(inf(), tok, JudgeTemplate::load(template_path));
+        const int last = probe.suffix_tokens({criterion, 1, {}, {}}).back();
+        ASSERT_NE(last, probe.yes_id());
+        ASSERT_NE(last, probe.no_id());
+        const size_t C = config.hidden_size;
+        float* e = model->params() + model->layout.embed;
+        for (size_t c = 0; c < C; c++)
+            e[last * C + c] = (met ? 1.0f : -1.0f) * (e[probe.yes_id() * C + c] - e[probe.no_id() * C + c]);
+    }
+    CpuInference inf() const { return CpuInference(config, model->params()); }
+};
+
+}  // namespace
+
+// The whole in-process path (evaluate -> engine -> Judge -> verdicts -> reward): the judge says a
+// negative criterion is met, and the score drops by its points; it says it is not, and it does not.
+TEST(Judge, MetNegativeCriterionLowersTheRewardThroughTheWholeJudgePath) {
+    ControlledJudge j;
+    RubricExample smoking, meals;
+    smoking.prompt_id = "smoking", meals.prompt_id = "meals";
+    smoking.prompt = meals.prompt = {{"user", "Mira has a fever. What should she do?"}};
+    smoking.rubrics = {{"Says to rest", 5, {}, {}}, {"Says to drink water", 3, {}, {}}, {"Recommends smoking", -4, {}, {}}};
+    meals.rubrics = {{"Says to rest", 5, {}, {}}, {"Says to drink water", 3, {}, {}}, {"Suggests skipping meals", -4, {}, {}}};
+    j.set_verdict("Says to rest", true);
+    j.set_verdict("Says to drink water", false);
+    j.set_verdict("Recommends smoking", true);        // the undesirable thing: met
+    j.set_verdict("Suggests skipping meals", false);  // not met
+    CpuInference judge_inf = j.inf();
+    Judge scorer(judge_inf, j.tok, JudgeTemplate::load(j.template_path));
+    const auto v = scorer.judge({{&smoking, "Rest."}, {&meals, "Rest."}});
+    ASSERT_EQ(v[0][0].met, true);
+    ASSERT_EQ(v[0][1].met, false);
+    ASSERT_EQ(v[0][2].met, true);
+    ASSERT_EQ(v[1][2].met, false);
+
+    ModelConfig pc = j.config;
+    pc.hidden_size = 32, pc.intermediate_size = 48, pc.num_layers = 2, pc.num_heads = 2, pc.num_kv_heads = 1, pc.head_dim = 16;
+    std::unique_ptr<Model> policy = make_cpu_model(pc);
+    init_params(policy->layout, policy->params(), 3, 0.3f);
+    std::unique_ptr<InferenceEngine> policy_engine = make_engine("cpu", *policy), judge_engine = make_engine("cpu", *j.model);
+    EvalOptions eo;
+    eo.gen.max_new_tokens = 4;
+    auto score = [&](const RubricExample& ex) {
+        CpuInference inf = j.inf();
+        Judge jd(inf, j.tok, JudgeTemplate::load(j.template_path));
+        return evaluate(*policy_engine, j.tok, *judge_engine, jd, {ex}, eo).judge.mean_reward;
+    };
+    EXPECT_DOUBLE_EQ(score(smoking), (5.0 - 4.0) / 8.0);
+    EXPECT_DOUBLE_EQ(score(meals), 5.0 / 8.0);
+}

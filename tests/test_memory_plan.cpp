@@ -29,6 +29,25 @@ RlShape paper_batch(int max_new) {
     return s;
 }
 
+// An external judge (--judge-url) holds nothing on this device: the plan has no judge lines and
+// leaves their bytes to the KV pool.
+TEST(MemoryPlan, ExternalJudgeTakesNoDeviceMemory) {
+    const ModelConfig c = qwen2_05b();
+    const size_t h200 = size_t(141) << 30;
+    RlShape s = paper_batch(512);
+    const MemoryPlan local = plan_rl_memory(c, c, s, h200);
+    s.judge_on_device = false;
+    const MemoryPlan external = plan_rl_memory(c, c, s, h200);
+    size_t judge_bytes = 0;
+    for (const auto& [what, bytes] : local.items)
+        if (what.rfind("judge", 0) == 0) judge_bytes += bytes;
+    for (const auto& [what, bytes] : external.items) EXPECT_NE(what.rfind("judge", 0), 0u) << what;
+    ASSERT_GT(judge_bytes, 0u);
+    EXPECT_EQ(external.items.size(), local.items.size() - 2);
+    EXPECT_EQ(external.fixed() + judge_bytes, local.fixed());
+    EXPECT_EQ(external.kv_pool, local.kv_pool + judge_bytes);
+}
+
 TEST(MemoryPlan, HalfBillionPolicyAndJudgeFitAnH200AndTheKvPoolGetsTheRest) {
     const ModelConfig c = qwen2_05b();
     const size_t P = ParamLayout(c).total, h200 = size_t(141) << 30;

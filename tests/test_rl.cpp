@@ -36,6 +36,7 @@ RlOptions tiny_run(const TempDir& d, const std::string& out) {
     o.out = d.path + "/" + out;
     o.steps = 3, o.prompts_per_step = 2, o.group = 4, o.updates_per_step = 2, o.max_new_tokens = 8;
     o.lr = 1e-3f, o.loss.beta = 0.01, o.quiet = true;
+    o.judge_template = "tests/judge_template_short.txt";  // verdicts of this random judge vary with the reply
     return o;
 }
 

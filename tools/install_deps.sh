@@ -13,6 +13,7 @@ have_header CLI/CLI.hpp || need+=(libcli11-dev)
 have_header fmt/core.h || need+=(libfmt-dev)
 have_header pcre2.h || need+=(libpcre2-dev)        # tokenizer.json pre-tokenizer regexes
 have_header utf8proc.h || need+=(libutf8proc-dev)  # NFC normalization (Qwen tokenizers)
+command -v curl-config >/dev/null || need+=(libcurl4-openssl-dev)  # the external judge's HTTP client (--judge-url): headers; libcurl.so.4 is loaded at run time
 have_header boost/context/detail/fcontext.hpp || need+=(libboost-context-dev)  # the SIMT emulator's fibers
 command -v g++ >/dev/null || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0
