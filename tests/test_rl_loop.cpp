@@ -132,7 +132,8 @@ TEST(RlLoop, DumpHoldsTheScaffoldGenerationSaw) {
 // Advantages on the wrong rollouts, or Dr. GRPO dividing by the longest response, change it.
 TEST(RlLoop, AdvantagesLandOnTheirRolloutsAndDrGrpoDividesByTheBudget) {
     World w;
-    write_stopping_policy(w.d.path + "/policy", 1, 8.0f);
+    write_stopping_policy(w.d.path + "/policy", 3, 6.0f);
+    write_random_model(w.d.path + "/judge", tiny_config(), 5, 0.5f);  // a judge that says yes often here
     for (const char* agg : {"token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}) {
         RlOptions o = w.run(std::string("adv-") + agg);
         o.steps = 1, o.dump_every = 1, o.max_new_tokens = 24, o.group = 4, o.prompts_per_step = 2;
@@ -289,7 +290,9 @@ TEST(RlLoop, OverLongPromptIsFilteredAndCounted) {
     o.eval_data = o.data, o.eval_every = 2;
     run_rl(o);
     for (const json& m : read_metrics(o.out + "/metrics.jsonl")) {
-        if (m.contains("reward_mean")) EXPECT_EQ(m["prompts_filtered_overlong"].get<long>(), 1);
+        if (m.contains("reward_mean")) {
+            EXPECT_EQ(m["prompts_filtered_overlong"].get<long>(), 1);
+        }
     }
     for (int s = 1; s <= 2; s++) {
         for (const json& r : read_jsonl(rollout_dump_path(o.out, s))) EXPECT_NE(r["prompt_id"], "long");
