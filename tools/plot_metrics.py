@@ -63,8 +63,14 @@ def main():
     plot_keys(ax, rows, [("response_len_mean", "response length (tokens)", "-")])
     ax.set_ylabel("tokens")
     twin = ax.twinx()
-    plot_keys(twin, rows, [("truncation_rate", "truncated responses", "r--"),
-                           ("zero_variance_groups", "zero-variance groups", "g:")])
+    plot_keys(twin, rows, [("truncation_rate", "truncated responses (right axis)", "r--"),
+                           ("zero_variance_groups", "zero-variance groups (right axis)", "g:")])
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    for a in (ax, twin):  # one legend for both axes, not two on top of each other
+        if a.get_legend():
+            a.get_legend().remove()
+    if handles:
+        twin.legend(handles=handles, loc="upper left", fontsize=7)
     twin.set_ylim(-0.05, 1.05)
     twin.set_ylabel("fraction")
     ax.set_title("length, truncation, groups without signal", fontsize=9)
