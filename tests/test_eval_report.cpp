@@ -1,12 +1,17 @@
 // test_eval_report.cpp: `rusca eval`'s HealthBench breakdown (per axis from criterion tags, per
 // theme from example tags, on each prompt's best completion, the score formula of simple-evals) and
-// its per-example lines, on hand-made verdicts.
+// its per-example lines, on hand-made verdicts; then `rusca eval` writing both from the command line.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "host/eval_report.h"
+#include "host/fileio.h"
+#include "host/model.h"
+#include "test_util.h"
 
 using namespace rusca;
 using json = nlohmann::json;
@@ -72,6 +77,51 @@ TEST(EvalReport, ExampleLinesHoldEveryCompletionAndVerdict) {
     EXPECT_EQ(c["criteria"][3]["met"], false);
     EXPECT_EQ(c["criteria"][3]["checker_met"], true);
     EXPECT_FALSE(std::getline(in, line));
+}
+
+}  // namespace
+
+namespace {
+
+// `rusca eval` end to end: --top-k accepted, the breakdown printed and in --json, one
+// --examples-out line per prompt with Best-of-N's completions.
+TEST(EvalReport, EvalCommandWritesBreakdownAndExamples) {
+    using namespace rusca::testutil;
+    TempDir d;
+    ModelConfig c = load_config("data/tiny_config.json");
+    c.hidden_size = 32, c.intermediate_size = 48, c.num_layers = 2, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 16;
+    write_random_model(d.file("policy"), c, 1, 0.3f);
+    write_random_model(d.file("judge"), c, 5, 0.5f);
+    std::string data;
+    for (int i = 0; i < 3; i++)
+        data += json({{"prompt_id", "h" + std::to_string(i)}, {"prompt", "Mira is sick. What helps?"},
+                      {"example_tags", {i % 2 ? "theme:hedging" : "theme:emergency"}},
+                      {"rubrics", {{{"criterion", "Says rest."}, {"points", 3}, {"tags", {"axis:accuracy"}}},
+                                   {{"criterion", "Says tea."}, {"points", -2}, {"tags", {"axis:completeness"}}}}}})
+                    .dump() + "\n";
+    write_file_atomic(d.file("h.jsonl"), data);
+    const std::string cmd = "build/rusca eval --policy " + d.file("policy") + " --judge " + d.file("judge") +
+                            " --tokenizer data/tokenizer.model --data " + d.file("h.jsonl") +
+                            " --max-new-tokens 4 --best-of-n 2 --top-k 50 --device cpu --json " + d.file("e.json") +
+                            " --examples-out " + d.file("ex.jsonl") + " > " + d.file("out.txt") + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    const std::string out = read_file(d.file("out.txt"));
+    ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << out;
+    EXPECT_NE(out.find("axis:accuracy"), std::string::npos) << out;
+    EXPECT_NE(out.find("theme:hedging"), std::string::npos) << out;
+    const json e = json::parse(read_file(d.file("e.json")));
+    EXPECT_EQ(e["by_tag"]["theme:emergency"]["n"], 2);
+    EXPECT_EQ(e["by_tag"]["axis:accuracy"]["n"], 3);
+    EXPECT_FALSE(e["by_tag"].contains("axis:completeness")) << "no positive points: no score, as HealthBench";
+    std::istringstream in(read_file(d.file("ex.jsonl")));
+    int lines = 0;
+    for (std::string line; std::getline(in, line); lines++) {
+        const json j = json::parse(line);
+        EXPECT_EQ(j["prompt_id"], "h" + std::to_string(lines));
+        EXPECT_EQ(j["completions"].size(), 2u);
+        EXPECT_EQ(j["completions"][0]["criteria"].size(), 2u);
+    }
+    EXPECT_EQ(lines, 3);
 }
 
 }  // namespace
