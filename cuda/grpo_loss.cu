@@ -199,12 +199,17 @@ cpu::GrpoLossStats grpo_loss(float* logp, bf16* dhidden, float* dW, const bf16* 
     // Statistics: per-token values summed on the host in position order, as the twin does.
     const std::vector<float> loss_t = download(tok_loss, N, stream), k3_t = download(tok_k3, N, stream),
                              ent_t = download(tok_ent, N, stream);
+    const std::vector<float> logp_t = download(logp, N, stream), old_t = download(old_logp, N, stream);
     const std::vector<int> flags = download(tok_flags, N, stream);
     CUDA_CHECK(cudaStreamSynchronize(stream));
-    double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0;
+    double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0, ppo_kl = 0;
     for (int n = 0; n < N; n++) {
         if (h_mask[n] == 0) continue;
         st.loss += w[n] * loss_t[n];
+        const double kl_term = ref_logp && cfg.beta != 0 ? cfg.beta * (double)k3_t[n] : 0.0;
+        st.kl_loss += w[n] * kl_term;
+        st.pg_loss += w[n] * ((double)loss_t[n] - kl_term);
+        ppo_kl += h_mask[n] * ((double)old_t[n] - (double)logp_t[n]);
         counted += h_mask[n];
         clipped += h_mask[n] * (flags[n] & 1);
         dual += h_mask[n] * ((flags[n] >> 1) & 1);
@@ -217,6 +222,7 @@ cpu::GrpoLossStats grpo_loss(float* logp, bf16* dhidden, float* dW, const bf16* 
         st.dual_clip_frac = dual / counted;
         st.kl_mean = kl / counted;
         st.entropy_mean = entropy / counted;
+        st.ppo_kl = ppo_kl / counted;
     }
     return st;
 }

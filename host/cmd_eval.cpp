@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "error.h"
 #include "eval.h"
+#include "eval_report.h"
 #include "fileio.h"
 #include "judge_http.h"
 #include "model.h"
@@ -38,7 +39,7 @@ nlohmann::json eval_json(const EvalResult& r, size_t prompts, int best_of_n, boo
 void add_eval_command(CLI::App& app) {
     struct Args {
         std::string policy, tokenizer, judge, judge_tokenizer, data, templ = "data/judge_template.txt";
-        std::string scaffold_template = "data/scaffold_template.txt", json_out;
+        std::string scaffold_template = "data/scaffold_template.txt", json_out, examples_out;
         std::string yes = " yes", no = " no", device = "auto";
         int limit = 0, best_of_n = 1;
         bool full_scaffold = false;
@@ -68,9 +69,13 @@ void add_eval_command(CLI::App& app) {
         ->check(CLI::ExistingFile);
     cmd->add_option("--temperature", a->gen.sampling.temperature, "0: greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
     cmd->add_option("--top-p", a->gen.sampling.top_p, "Nucleus mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--top-k", a->gen.sampling.top_k, "0: off")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--min-p", a->gen.sampling.min_p, "0: off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--max-new-tokens", a->gen.max_new_tokens, "Response length limit")->capture_default_str()->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--seed", a->seed, "Sampling and bootstrap seed")->capture_default_str();
     cmd->add_option("--json", a->json_out, "Also write the result as one JSON object to this file");
+    cmd->add_option("--examples-out", a->examples_out,
+                    "Also write one JSON line per prompt: every completion, its verdicts per criterion, its reward");
     cmd->add_option("--device", a->device, "cpu, cuda, or auto (CUDA when a GPU is present)")->capture_default_str();
     cmd->callback([a] {
         std::vector<RubricExample> data = load_rubric_jsonl(a->data);
@@ -116,8 +121,16 @@ void add_eval_command(CLI::App& app) {
             std::printf("; %ld criteria without a verdict from the judge (masked), %ld prompts unscored", r.judge_failed,
                         r.judge_unscored);
         std::printf("; %ld tokens generated, %.1f s\n", r.tokens, r.seconds);
-        if (!a->json_out.empty())
-            write_file_atomic(a->json_out, eval_json(r, data.size(), a->best_of_n, a->full_scaffold).dump(2) + "\n");
+        const nlohmann::json by_tag = tag_scores(data, r, a->seed);  // HealthBench's axis / theme breakdown
+        for (const auto& [tag, t] : by_tag.items())
+            std::printf("  %-40s %.4f +- %.4f (%ld prompts)\n", tag.c_str(), t["score"].get<double>(),
+                        t["score_std"].get<double>(), t["n"].get<long>());
+        if (!a->json_out.empty()) {
+            nlohmann::json j = eval_json(r, data.size(), a->best_of_n, a->full_scaffold);
+            j["by_tag"] = by_tag;
+            write_file_atomic(a->json_out, j.dump(2) + "\n");
+        }
+        if (!a->examples_out.empty()) write_file_atomic(a->examples_out, eval_examples_jsonl(data, r));
     });
 }
 

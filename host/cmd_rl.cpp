@@ -2,10 +2,38 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
+#include "error.h"
 #include "judge_http.h"
+#include "recipe.h"
 #include "rl.h"
 
 namespace rusca {
+
+namespace {
+
+// --recipe FILE: each setting of the file becomes the value of the flag of the same name, unless
+// that flag was given on the command line (explicit flags win). The flag's own checks apply.
+void apply_recipe(CLI::App* cmd, const std::string& path) {
+    for (const RecipeSetting& s : read_recipe(path)) {
+        const std::string where = path + ":" + std::to_string(s.line) + ": ";
+        CLI::Option* opt = nullptr;
+        try {
+            opt = cmd->get_option("--" + s.key);
+        } catch (const CLI::OptionNotFound&) {
+            throw Error(where + "\"" + s.key + "\" is no flag of rusca rl (rusca rl --help lists them)");
+        }
+        check(s.key != "recipe", where + "a recipe cannot load another recipe");
+        if (opt->count() > 0) continue;  // given on the command line
+        opt->add_result(s.value);
+        try {
+            opt->run_callback();
+        } catch (const CLI::Error& e) {
+            throw Error(where + e.what());
+        }
+    }
+}
+
+}  // namespace
 
 void add_rl_command(CLI::App& app) {
     auto o = std::make_shared<RlOptions>();
@@ -61,6 +89,11 @@ void add_rl_command(CLI::App& app) {
     cmd->add_option("--scaffold-template", o->scaffold_template, "Scaffold wording")->capture_default_str()->check(CLI::ExistingFile);
     cmd->add_option("--judge-template", o->judge_template, "Judge prompt")->capture_default_str()->check(CLI::ExistingFile);
     auto reward = std::make_shared<std::string>("judge");
+    auto recipe = std::make_shared<std::string>();
+    cmd->add_option("--recipe", *recipe, "Settings file (recipes/*.toml: `flag-name = value` lines); flags given here win")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--dump-every", o->dump_every, "Every N steps, every rollout to OUT/rollouts/step_N.jsonl (0: never)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--reward", *reward, "judge (the LLM judge) | checker (the programmatic checker of criteria with a \"check\")")
         ->capture_default_str()
         ->check(CLI::IsMember({"judge", "checker"}));
@@ -79,7 +112,8 @@ void add_rl_command(CLI::App& app) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", o->quiet, "No progress lines");
-    cmd->callback([o, decay, agg, adv, reward] {
+    cmd->callback([cmd, o, decay, agg, adv, reward, recipe] {
+        if (!recipe->empty()) apply_recipe(cmd, *recipe);
         o->external_judge.quiet = o->quiet;
         o->checker_reward = *reward == "checker";
         o->scaffold = *decay != "none";

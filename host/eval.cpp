@@ -57,27 +57,32 @@ EvalResult evaluate(InferenceEngine& policy, const Tokenizer& tok, JudgeBackend&
     // The judge never sees the scaffold: items hold the bare example and the response.
     EvalResult r;
     std::vector<JudgeItem> items;
-    r.responses.resize(data.size());
+    r.responses.resize(data.size()), r.truncated.resize(data.size()), r.met.resize(data.size());
     for (size_t i = 0; i < data.size(); i++)
         for (const Completion& c : completions[i]) {
             items.push_back({&data[i], completion_text(tok, c)});
             r.responses[i].push_back(items.back().response);
+            r.truncated[i].push_back(!c.stopped);
             r.tokens += long(c.tokens.size());
         }
     auto verdicts = judge.judge(items);
     r.judge_failed = count_failed(verdicts);
     r.has_checker = all_checked(data);
+    if (r.has_checker) r.checker_met.resize(data.size());
     std::vector<std::vector<double>> by_judge(data.size()), by_checker(data.size());
     for (size_t k = 0; k < items.size(); k++) {
         const RubricExample& ex = *items[k].example;
         std::vector<bool> met;
         for (const Verdict& v : verdicts[k]) met.push_back(v.met);
         if (std::optional<double> reward = judged_reward(ex, verdicts[k])) by_judge[k / N].push_back(*reward);
+        r.met[k / N].push_back(met);
         if (!r.has_checker) continue;
         std::vector<bool> truth = checker_verdicts(ex, items[k].response);
         by_checker[k / N].push_back(rubric_reward(ex, truth));
+        r.checker_met[k / N].push_back(truth);
         for (size_t c = 0; c < truth.size(); c++) {
             if (verdicts[k][c].failed) continue;
+            if (ex.rubrics[c].points == 0) continue;  // moves no reward: neither kind
             bool positive = ex.rubrics[c].points > 0;
             (positive ? r.n_pos : r.n_neg)++;
             (positive ? r.agree_pos : r.agree_neg) += met[c] == truth[c];

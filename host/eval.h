@@ -35,10 +35,14 @@ struct EvalResult {
     EvalScore judge;
     bool has_checker = false;  // every criterion carries a check: `checker` and agreement are filled
     EvalScore checker;
-    long agree_pos = 0, n_pos = 0, agree_neg = 0, n_neg = 0;  // judge == checker, per (completion, criterion)
+    long agree_pos = 0, n_pos = 0, agree_neg = 0, n_neg = 0;  // judge == checker, per (completion, criterion);
+                                                              // zero-point criteria count in neither
     std::vector<std::vector<std::string>> responses;          // [prompt][completion], for reports and tests
     long judge_failed = 0;    // criteria without a verdict (external judge), masked out of the rewards
     long judge_unscored = 0;  // prompts none of whose completions could be scored, left out of the score
+    std::vector<std::vector<bool>> truncated;                 // [prompt][completion]: hit max_new_tokens
+    std::vector<std::vector<std::vector<bool>>> met;          // [prompt][completion][criterion], the judge's
+    std::vector<std::vector<std::vector<bool>>> checker_met;  // the same by the checker (has_checker only)
     long tokens = 0;                                          // generated
     double seconds = 0;
 };

@@ -23,6 +23,7 @@
 #include "error.h"
 #include "engine.h"
 #include "eval.h"
+#include "eval_report.h"
 #include "fileio.h"
 #include "generate.h"
 #include "gpu.h"
@@ -31,7 +32,11 @@
 #include "memory_plan.h"
 #include "mfu.h"
 #include "model.h"
+#include "rl_data.h"
+#include "rl_metrics.h"
+#include "rl_settings.h"
 #include "rng.h"
+#include "rollout_dump.h"
 #include "rubric.h"
 #include "run_log.h"
 #include "sft_data.h"
@@ -45,15 +50,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-struct Rollout {
-    int prompt = 0;            // index into the step's prompts
-    RolloutScaffold scaffold;  // lambda, the criteria shown, the scaffold text ("" = none)
-    Completion completion;
-    std::vector<bool> met;     // judge verdict per criterion
-    double reward = 0;
-    float advantage = 0;
-};
 
 // The policy's view of a set of rollouts for the loss: bare prompt + completion, right-padded to T.
 // Response token j of row b is predicted by the hidden state at flat position b*T + start_b + j - 1;
@@ -90,11 +86,11 @@ struct Minibatch {
 };
 
 // share = what fraction of the minibatch's aggregate a micro-batch's own aggregate is: its counted
-// tokens (token-mean) or its sequences (seq-mean-*); Dr. GRPO divides by the minibatch's constant
-// S * max_len, which the micro-batches are given instead (share 1).
-void set_shares(Minibatch& mb, cpu::GrpoAgg agg) {
+// tokens (token-mean) or its sequences (seq-mean-*); Dr. GRPO divides by S * budget (the minibatch's
+// sequences times the CONSTANT generation budget, --max-new-tokens, not the longest response: that
+// would up-weight batches of short answers), which the micro-batches are given instead (share 1).
+void set_shares(Minibatch& mb, cpu::GrpoAgg agg, int budget) {
     long seqs = 0, S = 0;
-    int max_len = 0;
     std::vector<long> tokens, nonempty;
     for (const GrpoBatch& b : mb.micro) {
         long t = 0;
@@ -104,11 +100,11 @@ void set_shares(Minibatch& mb, cpu::GrpoAgg agg) {
         std::vector<bool> has(b.B, false);
         for (size_t n = 0; n < b.mask.size(); n++) has[b.seq[n]] = has[b.seq[n]] || b.mask[n] != 0;
         for (bool h : has) nonempty.back() += h;
-        seqs += nonempty.back(), S += b.S, max_len = std::max(max_len, b.max_len);
+        seqs += nonempty.back(), S += b.S;
     }
     for (size_t i = 0; i < mb.micro.size(); i++) {
         if (agg == cpu::GrpoAgg::SeqMeanTokenSumNorm) {
-            mb.micro[i].S = int(S), mb.micro[i].max_len = max_len;
+            mb.micro[i].S = int(S), mb.micro[i].max_len = budget;
             mb.share.push_back(1.0);
         } else if (agg == cpu::GrpoAgg::TokenMean) {
             mb.share.push_back(mb.tokens ? double(tokens[i]) / double(mb.tokens) : 0.0);
@@ -136,6 +132,7 @@ UpdateStats update(Model& m, AdamW& adam, const Minibatch& mb, const RlOptions& 
         const cpu::GrpoLossStats s = m.grpo_loss_backward(mb.micro[i], cfg);
         const double w = mb.tokens ? double(s.tokens) / double(mb.tokens) : 0.0;  // the means are per token
         st.loss.loss += s.loss, st.loss.tokens += s.tokens;
+        st.loss.pg_loss += s.pg_loss, st.loss.kl_loss += s.kl_loss, st.loss.ppo_kl += w * s.ppo_kl;
         st.loss.kl_mean += w * s.kl_mean, st.loss.clip_frac += w * s.clip_frac;
         st.loss.dual_clip_frac += w * s.dual_clip_frac, st.loss.entropy_mean += w * s.entropy_mean;
         if (!std::isfinite(s.loss)) return st.skipped = true, st;
@@ -178,6 +175,9 @@ json eval_metrics(Model& policy, InferenceEngine& policy_engine, const Tokenizer
     EvalResult e = evaluate(policy_engine, tok, judge, held, eo);
     json m = {{"eval_score", e.judge.score}, {"eval_score_std", e.judge.score_std}, {"eval_s", e.seconds},
               {"eval_judge_failed", e.judge_failed}};
+    json by_tag = json::object();  // HealthBench's axis / theme breakdown, the score of each
+    for (const auto& [tag, t] : tag_scores(held, e, seed).items()) by_tag[tag] = t["score"];
+    m["eval_score_by_tag"] = by_tag;
     if (e.has_checker) {
         m["eval_checker_score"] = e.checker.score, m["eval_checker_score_std"] = e.checker.score_std;
         m["eval_judge_agree_pos"] = e.n_pos ? double(e.agree_pos) / e.n_pos : 1.0;
@@ -257,7 +257,7 @@ RlResult run_rl(const RlOptions& opt) {
     validate(o);
 
     // ---- set up: data, models, templates, optimizer, resume -------------------------------------
-    const std::vector<RubricExample> data = load_rubric_jsonl(o.data);
+    std::vector<RubricExample> data = load_rubric_jsonl(o.data);
     std::vector<RubricExample> held = o.eval_data.empty() ? std::vector<RubricExample>{} : load_rubric_jsonl(o.eval_data);
     if (o.eval_limit > 0 && size_t(o.eval_limit) < held.size()) held.resize(o.eval_limit);
     const ScaffoldTemplate scaffold_tmpl = ScaffoldTemplate::load(o.scaffold_template);
@@ -270,6 +270,19 @@ RlResult run_rl(const RlOptions& opt) {
     const bool external_judge = o.external_judge.enabled();
     std::unique_ptr<Tokenizer> judge_tok =
         external_judge ? nullptr : std::make_unique<Tokenizer>(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
+    // Prompts that cannot fit the policy's context with a full scaffold and a full-length answer are
+    // dropped now (and counted in every step's metrics), not found fatal at the step that draws them.
+    long overlong = 0, overlong_held = 0;
+    {
+        const int context = load_config(o.policy + "/config.json").max_position_embeddings;
+        data = drop_overlong(std::move(data), tok, o.scaffold ? &scaffold_tmpl : nullptr, o.max_new_tokens, context,
+                             o.data, overlong);
+        if (!held.empty())
+            held = drop_overlong(std::move(held), tok, nullptr, o.max_new_tokens, context, o.eval_data, overlong_held);
+        if (!o.quiet && overlong + overlong_held > 0)
+            std::fprintf(stderr, "rusca rl: left out %ld training and %ld held-out prompts too long for the policy's context\n",
+                         overlong, overlong_held);
+    }
     // On CUDA: everything the run will hold, against the free memory, before allocating any of it.
     const size_t kv_pool = device == "cuda" && !o.schedule_only
                                ? plan_device_memory(o, data, tok, judge_tok.get(), scaffold_tmpl)
@@ -300,21 +313,20 @@ RlResult run_rl(const RlOptions& opt) {
     AdamW adam(layout, o.adam);
     EpochSampler sampler(data.size(), o.seed);
     const std::string metrics_path = o.out + "/metrics.jsonl";
-    // Settings a resumed run must share with the saved one (the schedule depends on steps, ...).
-    const std::map<std::string, std::string> settings = {
-        {"policy", o.policy}, {"seed", std::to_string(o.seed)}, {"steps", std::to_string(o.steps)},
-        {"group", std::to_string(o.group)}, {"prompts_per_step", std::to_string(o.prompts_per_step)}};
+    // Settings a resumed run must share with the saved one (host/rl_settings.h).
+    const std::map<std::string, std::string> settings = rl_run_settings(o);
     int start = 0;
     std::string ckpt = o.resume ? latest_checkpoint(o.out) : "";
     if (!ckpt.empty()) {
         TrainState st = load_train_state(ckpt, layout);
-        for (const auto& [key, want] : settings) meta_expect(st, key, want, ckpt);
+        expect_same_settings(st, settings, ckpt);
         start = restore_training(ckpt, st, layout, policy->params(), adam, sampler, metrics_path);
         policy->upload_params();
         policy->upload_optimizer(adam);
         if (!o.quiet) std::fprintf(stderr, "rusca rl: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
     make_dirs(o.out);
+    write_file_atomic(o.out + "/settings.json", json(settings).dump(2) + "\n");
     std::ofstream metrics(metrics_path, std::ios::app);
     check(metrics.good(), metrics_path + ": cannot open for writing");
     auto save = [&](int step) {
@@ -349,12 +361,13 @@ RlResult run_rl(const RlOptions& opt) {
         Rng rng(step_seed(o.seed, step, 1));
         std::vector<const RubricExample*> prompts;
         std::vector<Rollout> rollouts;
+        const std::vector<size_t> drawn = draw_step_prompts(sampler, P, o.data);  // P different prompts
         for (int p = 0; p < P; p++) {
-            prompts.push_back(&data[sampler.next()]);
+            prompts.push_back(&data[drawn[p]]);
             std::vector<RolloutScaffold> sc = o.scaffold
                                                   ? build_group_scaffolds(*prompts[p], o.schedule, step, o.steps, G, scaffold_tmpl, rng)
                                                   : std::vector<RolloutScaffold>(G);
-            for (int i = 0; i < G; i++) rollouts.push_back({p, sc[i], {}, {}, 0, 0});
+            for (int i = 0; i < G; i++) rollouts.push_back({p, sc[i], {}, {}, {}, 0, 0});
         }
         m["lambda_by_rollout"] = mean_by_rollout(rollouts, G, [](const Rollout& r) { return r.scaffold.lambda; });
         m["shown_by_rollout"] = mean_by_rollout(rollouts, G, [](const Rollout& r) { return double(r.scaffold.shown.size()); });
@@ -392,15 +405,13 @@ RlResult run_rl(const RlOptions& opt) {
         // Criteria the judge could not answer are masked out of the reward (host/judge_backend.h).
         long unscored = 0;
         const std::vector<double> rewards = group_rewards(items, verdicts, G, &unscored);
-        long criteria = 0, met_pos = 0, n_pos = 0, met_neg = 0, n_neg = 0;
+        long criteria = 0;
         for (size_t k = 0; k < rollouts.size(); k++) {
             Rollout& r = rollouts[k];
             const RubricExample& ex = *prompts[r.prompt];
             for (size_t c = 0; c < ex.rubrics.size(); c++) {
                 r.met.push_back(verdicts[k][c].met);
-                if (verdicts[k][c].failed) continue;
-                (ex.rubrics[c].points > 0 ? n_pos : n_neg)++;
-                (ex.rubrics[c].points > 0 ? met_pos : met_neg) += verdicts[k][c].met;
+                r.failed.push_back(verdicts[k][c].failed);
             }
             criteria += long(ex.rubrics.size());
             r.reward = rewards[k];
@@ -416,8 +427,9 @@ RlResult run_rl(const RlOptions& opt) {
         for (const Rollout& r : rollouts) len += double(r.completion.tokens.size()) / rollouts.size();
         m["reward_mean"] = mean, m["reward_std"] = std::sqrt(var), m["response_len_mean"] = len;
         m["reward_by_rollout"] = mean_by_rollout(rollouts, G, [](const Rollout& r) { return r.reward; });
-        m["met_rate_positive"] = n_pos ? double(met_pos) / n_pos : 0.0;
-        m["met_rate_negative"] = n_neg ? double(met_neg) / n_neg : 0.0;
+        m.update(rollout_metrics(rollouts, prompts, G));  // zero-variance groups, truncation, met rates
+        m["prompts_filtered_overlong"] = overlong;
+        if (o.dump_every > 0 && step % o.dump_every == 0) write_rollout_dump(o.out, step, rollouts, prompts, G, tok, gen.seed);
 
         // 5. old and reference log-probs on the bare prompt, before any update of this step
         t0 = Clock::now();
@@ -437,24 +449,26 @@ RlResult run_rl(const RlOptions& opt) {
                 update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
                 mb.micro.push_back(std::move(b));
             }
-            set_shares(mb, o.loss.agg);
+            set_shares(mb, o.loss.agg, o.max_new_tokens);
             minibatches.push_back(std::move(mb));
         }
 
         // 6. minibatch updates
         json upd = json::array();
-        double loss = 0, kl = 0, clip = 0, dual = 0, entropy = 0, gnorm = 0;
+        double loss = 0, pg_loss = 0, kl_loss = 0, ppo_kl = 0, kl = 0, clip = 0, dual = 0, entropy = 0, gnorm = 0;
         int applied = 0;
         for (const Minibatch& mb : minibatches) {
             UpdateStats st = update(*policy, adam, mb, o);
             upd.push_back({{"loss", st.loss.loss}, {"grad_norm", st.grad_norm}, {"skipped", st.skipped}});
             if (st.skipped) continue;
             applied++;
-            loss += st.loss.loss, kl += st.loss.kl_mean, clip += st.loss.clip_frac, dual += st.loss.dual_clip_frac;
+            loss += st.loss.loss, pg_loss += st.loss.pg_loss, kl_loss += st.loss.kl_loss, ppo_kl += st.loss.ppo_kl;
+            kl += st.loss.kl_mean, clip += st.loss.clip_frac, dual += st.loss.dual_clip_frac;
             entropy += st.loss.entropy_mean, gnorm += st.grad_norm;
         }
         const double n = std::max(applied, 1);
-        m["loss"] = loss / n, m["kl"] = kl / n, m["clip_frac"] = clip / n, m["dual_clip_frac"] = dual / n;
+        m["loss"] = loss / n, m["pg_loss"] = pg_loss / n, m["kl_loss"] = kl_loss / n, m["ppo_kl"] = ppo_kl / n;
+        m["kl"] = kl / n, m["clip_frac"] = clip / n, m["dual_clip_frac"] = dual / n;
         m["entropy"] = entropy / n, m["grad_norm"] = gnorm / n, m["lr"] = o.lr, m["updates"] = upd;
         m["updates_skipped"] = int(minibatches.size()) - applied;
         m["update_s"] = seconds_since(t0), m["update_tokens_per_s"] = gen_tokens / seconds_since(t0);
@@ -469,14 +483,20 @@ RlResult run_rl(const RlOptions& opt) {
         if (!held.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
             m.update(eval_metrics(*policy, *policy_engine, tok, *judge_backend, held, gen, o.seed));
         }
+        const std::vector<std::string> alarms = step_alarms(m);
+        m["alarms"] = alarms;
         metrics << m.dump(-1, ' ', false, json::error_handler_t::replace) << "\n" << std::flush;
         if (!o.quiet)
             std::fprintf(stderr,
-                         "step %4d/%d | lambda %.3f | reward %.3f +- %.3f | len %.0f | loss %.4f | kl %.2e | clip %.3f | "
-                         "grad %.3f | rollout %.1fs judge %.1fs update %.1fs%s%s\n",
-                         step, o.steps, m["lambda_step"].get<double>(), mean, std::sqrt(var), len, loss / n, kl / n,
+                         "step %4d/%d | lambda %.3f | reward %.3f +- %.3f | len %.0f | trunc %.2f | 0-var %.2f | loss %.4f | "
+                         "kl %.2e | clip %.3f | grad %.3f | rollout %.1fs judge %.1fs update %.1fs%s%s%s\n",
+                         step, o.steps, m["lambda_step"].get<double>(), mean, std::sqrt(var), len,
+                         m["truncation_rate"].get<double>(), m["zero_variance_groups"].get<double>(), loss / n, kl / n,
                          clip / n, gnorm / n, m["rollout_s"].get<double>(), m["judge_s"].get<double>(),
-                         m["update_s"].get<double>(), mfu, applied < int(minibatches.size()) ? " | SKIPPED UPDATE" : "");
+                         m["update_s"].get<double>(), mfu, applied < int(minibatches.size()) ? " | SKIPPED UPDATE" : "",
+                         alarms.empty() ? "" : " | ALARM");
+        if (!o.quiet)
+            for (const std::string& a : alarms) std::fprintf(stderr, "rusca rl: alarm at step %d: %s\n", step, a.c_str());
         if (!o.quiet && m.contains("eval_score")) std::fprintf(stderr, "step %4d | %s\n", step, eval_summary(m).c_str());
         if (o.save_every > 0 && step % o.save_every == 0 && step < last) result.last_checkpoint = save(step);
     }

@@ -27,7 +27,7 @@ struct RlOptions {
     std::string yes = " yes", no = " no";       // the judge's answer words
     bool checker_reward = false;                // reward from the programmatic checker, not the judge (ablation)
     // the step
-    int steps = 10;
+    int steps = 350;
     int prompts_per_step = 64, group = 8;       // 64 prompts x 8 rollouts
     int updates_per_step = 2;                   // minibatches (optimizer steps) per RL step, 1 epoch
     int micro_batch = 0;                        // rollouts per forward/backward, gradients accumulated (0: a whole minibatch)
@@ -43,6 +43,7 @@ struct RlOptions {
     // operations
     uint64_t seed = 1;
     int save_every = 0, eval_every = 0, eval_limit = 0;
+    int dump_every = 0;                         // every N steps, OUT/rollouts/step_<N>.jsonl (host/rollout_dump.h)
     bool resume = false;
     int stop_at = 0;                            // save and stop after this step (time-limited jobs)
     bool schedule_only = false;                 // log the scaffold plan of every step, train nothing

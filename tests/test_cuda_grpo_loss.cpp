@@ -220,6 +220,12 @@ void check_case(const Case& c) {
                 expect_scalar_rule(s.loss, e.loss, f.loss, sensitivity * lp_floor + 1e-7, what + " loss");
                 // |d k3 / d logp| = |1 - exp(ref - logp)| <= e - 1 here (|ref - logp| <= 1)
                 expect_scalar_rule(s.kl_mean, e.kl_mean, f.kl_mean, 2 * lp_floor, what + " kl");
+                // the loss's two parts, and mean(old - logp): d/d logp is at most 1 per token
+                expect_scalar_rule(s.pg_loss, e.pg_loss, f.pg_loss, sensitivity * lp_floor + 1e-7, what + " pg_loss");
+                expect_scalar_rule(s.kl_loss, e.kl_loss, f.kl_loss, sensitivity * lp_floor + 1e-7, what + " kl_loss");
+                EXPECT_NEAR(s.pg_loss + s.kl_loss, s.loss, 1e-9 + 1e-9 * std::fabs(s.loss)) << what;
+                if (cfg.beta == 0) EXPECT_EQ(s.kl_loss, 0.0) << what;
+                expect_scalar_rule(s.ppo_kl, e.ppo_kl, f.ppo_kl, lp_floor, what + " ppo_kl");
                 expect_scalar_rule(s.entropy_mean, e.entropy_mean, f.entropy_mean, lp_floor, what + " entropy");
                 // A ratio within ~1e-6 of a clip boundary may land on either side: allow one token.
                 const double one = 1.0 / std::max<long>(1, e.tokens) + 1e-12;

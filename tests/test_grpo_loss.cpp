@@ -372,6 +372,30 @@ TEST(GrpoLoss, ForwardOnlyAndNoReference) {
     EXPECT_TRUE(ref.dW == noref.dW);
 }
 
+// The loss splits into its policy-gradient and KL parts (the KL part is what beta adds), and
+// ppo_kl is the masked mean of old_logp - logp, for every aggregation.
+TEST(GrpoLoss, LossPartsAndPpoKl) {
+    const Golden& g = golden();
+    const int k = busy_combo(), t = g.temp_index(k);
+    for (GrpoAgg agg : {GrpoAgg::TokenMean, GrpoAgg::SeqMeanTokenMean, GrpoAgg::SeqMeanTokenSum,
+                        GrpoAgg::SeqMeanTokenSumNorm}) {
+        GrpoLossConfig cfg = g.config(k);
+        cfg.agg = agg, cfg.beta = 0.04;
+        const Result<double> with_kl = run<double>(cfg, t);
+        cfg.beta = 0;
+        const Result<double> without = run<double>(cfg, t);
+        EXPECT_NEAR(with_kl.st.pg_loss + with_kl.st.kl_loss, with_kl.st.loss, 1e-14) << grpo_agg_name(agg);
+        EXPECT_NEAR(with_kl.st.pg_loss, without.st.loss, 1e-14) << grpo_agg_name(agg);
+        EXPECT_NEAR(with_kl.st.kl_loss, with_kl.st.loss - without.st.loss, 1e-14) << grpo_agg_name(agg);
+        EXPECT_GT(with_kl.st.kl_loss, 0) << grpo_agg_name(agg);
+        EXPECT_EQ(without.st.kl_loss, 0) << grpo_agg_name(agg);
+        double sum = 0, counted = 0;
+        for (int n = 0; n < g.N; n++) sum += g.mask[n] * (g.old_logp[t][n] - with_kl.logp[n]), counted += g.mask[n];
+        EXPECT_NEAR(with_kl.st.ppo_kl, sum / counted, 1e-12) << grpo_agg_name(agg);
+        EXPECT_NE(with_kl.st.ppo_kl, 0) << "old and current log-probs agree: the check above could not fail";
+    }
+}
+
 TEST(GrpoLoss, Logprobs) {
     const Golden& g = golden();
     for (int t = 0; t < 2; t++) {

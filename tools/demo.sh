@@ -42,7 +42,7 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then  # no pip: Debian's packag
     [ "$(id -u)" -eq 0 ] && apt-get install -y -qq python3-matplotlib >/dev/null 2>&1 || true
     py=/usr/bin/python3
 fi
-$py tools/plot_rl.py $out/metrics.jsonl $out/rl.png
+$py tools/plot_metrics.py $out/metrics.jsonl $out/rl.png --title "rusca rl on the shipped world (data/world)"
 
 python3 - "$out" <<'PY'
 import json, sys

@@ -298,7 +298,7 @@ void dW_pass(Real* dW, const Head<Real>& h, const double* lse, const double* g, 
 
 // One counted token's loss L = pg + beta k3 and its derivative in logp (see grpo_loss.h).
 struct TokenTerm {
-    double loss = 0, dloss = 0, k3 = 0;
+    double loss = 0, dloss = 0, k3 = 0, pg = 0;
     bool clipped = false, dual = false;
 };
 
@@ -319,6 +319,7 @@ TokenTerm token_term(double logp, double A, double old_logp, const float* ref_lo
         t.loss = -A * cfg.dual_clip_c;
         t.dloss = 0;
     }
+    t.pg = t.loss;
     if (ref_logp) {
         const double d = *ref_logp - logp, e = std::exp(d);
         t.k3 = e - d - 1;
@@ -429,13 +430,16 @@ GrpoLossStats grpo_loss(Real* logp, Real* dhidden, Real* dW, const Real* hidden,
     const std::vector<double> w = grpo_agg_weights(mask, seq, N, S, max_len, cfg.agg, cfg.loss_scale);
     std::vector<double> g(N, 0.0);  // d loss / d logp
     GrpoLossStats st;
-    double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0;
+    double counted = 0, clipped = 0, dual = 0, kl = 0, entropy = 0, ppo_kl = 0;
     for (int n = 0; n < N; n++) {
         const double lp = ztok[n] - lse[n];  // 0 - 0 where there is no token
         logp[n] = (Real)lp;
         if (mask[n] == 0) continue;
         const TokenTerm t = token_term(lp, adv[n], old_logp[n], ref_logp ? ref_logp + n : nullptr, cfg);
         st.loss += w[n] * t.loss;
+        st.pg_loss += w[n] * t.pg;
+        st.kl_loss += w[n] * (t.loss - t.pg);
+        ppo_kl += mask[n] * (old_logp[n] - lp);
         g[n] = w[n] * t.dloss;
         counted += mask[n];
         clipped += mask[n] * t.clipped;
@@ -449,6 +453,7 @@ GrpoLossStats grpo_loss(Real* logp, Real* dhidden, Real* dW, const Real* hidden,
         st.dual_clip_frac = dual / counted;
         st.kl_mean = kl / counted;
         st.entropy_mean = entropy / counted;
+        st.ppo_kl = ppo_kl / counted;
     }
 
     if (!dhidden && !dW) return st;

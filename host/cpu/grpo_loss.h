@@ -28,11 +28,22 @@
 namespace rusca::cpu {
 
 // How per-token losses L become one number (w = the mask, n_s = counted tokens of sequence s,
-// S' = sequences with n_s > 0, S = all sequences):
+// S' = sequences with n_s > 0, S = all sequences, L_max = a CONSTANT length: `rusca rl` passes the
+// generation budget --max-new-tokens, never the longest response of the batch, so a batch of short
+// answers is not up-weighted):
 //   TokenMean            sum(w L) / sum(w)                    verl token-mean, TRL dapo / bnpo
 //   SeqMeanTokenMean     mean over S' of sum_s(w L) / n_s     verl seq-mean-token-mean, TRL grpo
 //   SeqMeanTokenSum      mean over S' of sum_s(w L)           verl seq-mean-token-sum
-//   SeqMeanTokenSumNorm  sum(w L) / (S * max_len)             Dr. GRPO (TRL dr_grpo)
+//   SeqMeanTokenSumNorm  sum(w L) / (S * L_max)               Dr. GRPO; TRL dr_grpo exactly
+//                                                             (/ (batch * max_completion_length))
+// verl's formulas, agg_loss in verl/trainer/ppo/core_algos.py, per micro-batch of B rows padded to
+// the response budget L_max:
+//   token-mean              masked_mean(L)                   = ours over the whole minibatch
+//   seq-mean-token-mean     mean_b(sum_t w L / n_b)          = ours (verl's newer global version
+//   seq-mean-token-sum      mean_b(sum_t w L)                  also leaves out rows with n_b = 0)
+//   seq-mean-token-sum-norm sum_b sum_t(w L) / L_max         (no / B: verl then averages its
+//                           micro-batches, so its minibatch loss is ours times its micro-batch size;
+//                           we keep Dr. GRPO's / S so the gradient scale does not depend on batching)
 enum class GrpoAgg { TokenMean, SeqMeanTokenMean, SeqMeanTokenSum, SeqMeanTokenSumNorm };
 
 // "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm" (verl's names);
@@ -54,7 +65,10 @@ struct GrpoLossConfig {
 
 // Masked means over the counted tokens (mask != 0, weighted by mask), whatever the aggregation.
 struct GrpoLossStats {
-    double loss = 0;            // the aggregated loss, pg + beta k3
+    double loss = 0;            // the aggregated loss, pg + beta k3 (= pg_loss + kl_loss)
+    double pg_loss = 0;         // its policy-gradient part, aggregated like it
+    double kl_loss = 0;         // its KL part: beta k3 aggregated (0 when beta = 0)
+    double ppo_kl = 0;          // mean(old_logp - logp): approximate KL(old || current) (verl ppo_kl)
     double clip_frac = 0;       // fraction with clipped > unclipped loss (verl pg_clipfrac)
     double dual_clip_frac = 0;  // fraction where the dual clip is active (verl pg_clipfrac_lower)
     double kl_mean = 0;         // mean k3, computed whenever ref_logp is given (else 0), even if beta = 0
@@ -71,7 +85,8 @@ struct GrpoLossStats {
 //                                  the old and reference policies (ref_logp may be nullptr when
 //                                  beta == 0), 1 = counted / 0 = padding
 //   seq [N]                        sequence index of each position, in [0, S) where mask != 0
-//   max_len                        Dr. GRPO's constant length (read only by SeqMeanTokenSumNorm)
+//   max_len                        Dr. GRPO's constant length L_max, the generation budget (read
+//                                  only by SeqMeanTokenSumNorm; rusca rl passes --max-new-tokens)
 // Writes logp [N]; ADDS d loss / d hidden into dhidden [N, C] and d loss / d W into dW [V, C];
 // either may be nullptr to skip it (both nullptr: forward only). Throws rusca::Error on bad input.
 template <typename Real>
