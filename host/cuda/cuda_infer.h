@@ -6,7 +6,7 @@
 //   generate(): one prefill per distinct full prefix (prefix + prompt) into the KV pool, then every
 //     rollout decodes together, one token per step, attending over its shared prefill rows plus its
 //     own rows; finished rollouts leave the batch at once (the batch is compacted on the host). The
-//     decode step is captured in a CUDA graph per batch size (see cuda_infer.cpp for how the
+//     decode step is captured in a CUDA graph per batch size (see cuda_decode.cpp for how the
 //     changing KV write position is kept out of the graph).
 //   judge(): the conversation + response part of each judge prompt is prefilled once; every
 //     criterion is a short suffix over it; only the last position's hidden state is kept and
