@@ -7,7 +7,6 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,10 +97,6 @@ std::unique_ptr<Model> make_cpu_model(const ModelConfig& c, bool frozen = false)
 // no GPU), or "auto" (CUDA when a GPU is present, else the CPU). A frozen model (the RL reference)
 // is never trained: it holds no gradients (on CUDA only the bf16 weights: no master copy or moments).
 std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device, bool frozen = false);
-// Test hook: while set, make_model() (and so load_model()) passes every model it builds through
-// `wrap`, e.g. into a model that throws on a chosen call, to check that a device fault stops a run
-// instead of skipping a step (tests/test_step_errors.cpp). An empty function clears it.
-void set_model_wrapper(std::function<std::unique_ptr<Model>(std::unique_ptr<Model>)> wrap);
 // "cpu" or "cuda" for a --device value (auto: cuda when a GPU is present); an Error naming why
 // when cuda is asked for and cannot be had.
 std::string resolve_device(const std::string& device);

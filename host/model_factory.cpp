@@ -3,6 +3,7 @@
 #include "error.h"
 #include "gpu.h"
 #include "model.h"
+#include "model_hook.h"
 
 namespace rusca {
 

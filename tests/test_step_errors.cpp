@@ -16,6 +16,7 @@
 #include "host/error.h"
 #include "host/fileio.h"
 #include "host/model.h"
+#include "host/model_hook.h"
 #include "host/rl.h"
 #include "host/sft.h"
 #include "rl_test_util.h"
