@@ -414,8 +414,8 @@ RlResult run_rl(const RlOptions& opt) {
                 std::vector<Rollout*> part;
                 for (size_t k = from; k < std::min(end, from + micro); k++) part.push_back(&rollouts[k]);
                 GrpoBatch b = make_batch(part, bare, pad);
-                b.old_logp = policy->token_logprobs(b, o.loss.temperature);
-                if (reference) b.ref_logp = reference->token_logprobs(b, o.loss.temperature);
+                policy->keep_logprobs(b, o.loss.temperature, LogpKind::kOld);  // on the device on CUDA
+                if (reference) reference->keep_logprobs(b, o.loss.temperature, LogpKind::kReference);
                 update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
                 mb.micro.push_back(std::move(b));
             }

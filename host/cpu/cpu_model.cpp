@@ -217,6 +217,8 @@ public:
     }
     cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override {
         const int C = config.hidden_size, N = b.B * b.T;
+        check(b.old_logp.size() == size_t(N) && (cfg.beta <= 0 || b.ref_logp.size() == size_t(N)),
+              "GRPO batch: old / reference log-probs missing on the host (a rusca bug)");
         const float* h = forward_hidden(b.tokens.data(), b.B, b.T);
         std::vector<float> logp(N), dh(size_t(N) * C, 0.0f);
         cpu::GrpoLossStats st = cpu::grpo_loss(logp.data(), dh.data(), grads() + layout.lm_head, h,

@@ -12,6 +12,7 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "cuda/adamw.cuh"
@@ -159,6 +160,7 @@ public:
     const float* forward_hidden(const int* tokens, int B, int T) override;
     void backward_hidden(const float* dhidden) override;
     std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) override;
+    void keep_logprobs(GrpoBatch& b, double temperature, LogpKind kind) override;
     cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override;
 
     float forward(const int* tokens, const int* targets, int B, int T) override;
@@ -175,6 +177,7 @@ private:
     float lm_head_loss(bool with_grads);
     void trunk_backward();
     void upload_grpo_targets(const GrpoBatch& b);
+    void logprobs_to(float* out, const GrpoBatch& b, double temperature);
     class Ops;  // the op table host/graph.h runs on: the CUDA ops over these buffers
     void zero(void* p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_)); }
 
@@ -410,17 +413,52 @@ void CudaModel::upload_grpo_targets(const GrpoBatch& b) {
     CUDA_CHECK(cudaMemcpyAsync(targets_, b.target.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
 }
 
-std::vector<float> CudaModel::token_logprobs(const GrpoBatch& b, double temperature) {
-    Range range("token_logprobs");
+// log pi(target) of every row of b into out [N] on the device (0 where target < 0); out == nullptr:
+// into losses_ (carved by the forward's resize, so only known after it).
+void CudaModel::logprobs_to(float* out, const GrpoBatch& b, double temperature) {
     trunk_forward(b.tokens.data(), b.B, b.T);
     upload_grpo_targets(b);
-    const int N = b.B * b.T;
-    cuda::grpo_logprobs(losses_, nullptr, lnf_, W(layout.lm_head), targets_, N, config.hidden_size,
+    cuda::grpo_logprobs(out ? out : losses_, nullptr, lnf_, W(layout.lm_head), targets_, b.B * b.T, config.hidden_size,
                         config.vocab_size, temperature, 0, 0, stream_);
+}
+
+std::vector<float> CudaModel::token_logprobs(const GrpoBatch& b, double temperature) {
+    Range range("token_logprobs");
+    logprobs_to(nullptr, b, temperature);
+    const int N = b.B * b.T;
     std::vector<float> logp(N);
     CUDA_CHECK(cudaMemcpyAsync(logp.data(), losses_, N * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     return logp;
+}
+
+// A GRPO batch's rows on the device, from its old log-probs to its update (GrpoBatch::device):
+// adv, old_logp, ref_logp, mask [4, N] and seq [N].
+struct GrpoRows {
+    explicit GrpoRows(const GrpoBatch& b, cudaStream_t stream) : N(size_t(b.B) * b.T), f(4 * N), seq(N) {
+        check(b.adv.size() == N && b.mask.size() == N && b.seq.size() == N,
+              "GRPO batch: arrays must hold B*T rows (a rusca bug)");
+        CUDA_CHECK(cudaMemcpyAsync(f.data(), b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(f.data() + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(seq.data(), b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream));
+    }
+    const size_t N;
+    cuda::DeviceBuffer<float> f;
+    cuda::DeviceBuffer<int> seq;
+    bool has_old = false, has_ref = false;
+};
+
+// The old (policy) and reference log-probs go straight into the batch's device rows: no host round
+// trip. The reference is another CudaModel on its own stream, so each call ends synchronized.
+void CudaModel::keep_logprobs(GrpoBatch& b, double temperature, LogpKind kind) {
+    Range range("keep_logprobs");
+    if (!b.device) b.device = std::make_shared<GrpoRows>(b, stream_);
+    GrpoRows& rows = *static_cast<GrpoRows*>(b.device.get());
+    check(rows.N == size_t(b.B) * b.T, "GRPO batch: device rows of another shape (a rusca bug)");
+    const bool old = kind == LogpKind::kOld;
+    logprobs_to(rows.f.data() + (old ? 1 : 2) * rows.N, b, temperature);
+    (old ? rows.has_old : rows.has_ref) = true;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 cpu::GrpoLossStats CudaModel::grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) {
@@ -430,16 +468,25 @@ cpu::GrpoLossStats CudaModel::grpo_loss_backward(const GrpoBatch& b, const cpu::
     upload_grpo_targets(b);
     const size_t N = size_t(b.B) * b.T;
     const bool ref = cfg.beta > 0;
-    check(b.adv.size() == N && b.old_logp.size() == N && b.mask.size() == N && b.seq.size() == N &&
-              (!ref || b.ref_logp.size() == N),
-          "GRPO batch: arrays must hold B*T rows (a rusca bug)");
-    float* f = ensure_size(grpo_f_, 4 * N);
-    int* seq = ensure_size(grpo_seq_, N);
-    CUDA_CHECK(cudaMemcpyAsync(f, b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(f + N, b.old_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    if (ref) CUDA_CHECK(cudaMemcpyAsync(f + 2 * N, b.ref_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(f + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(seq, b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    float* f = nullptr;
+    int* seq = nullptr;
+    if (b.device) {  // kept on the device by keep_logprobs()
+        GrpoRows& rows = *static_cast<GrpoRows*>(b.device.get());
+        check(rows.N == N && rows.has_old && (!ref || rows.has_ref),
+              "GRPO batch: old / reference log-probs not kept on the device (a rusca bug)");
+        f = rows.f.data(), seq = rows.seq.data();
+    } else {
+        check(b.adv.size() == N && b.old_logp.size() == N && b.mask.size() == N && b.seq.size() == N &&
+                  (!ref || b.ref_logp.size() == N),
+              "GRPO batch: arrays must hold B*T rows (a rusca bug)");
+        f = ensure_size(grpo_f_, 4 * N);
+        seq = ensure_size(grpo_seq_, N);
+        CUDA_CHECK(cudaMemcpyAsync(f, b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(f + N, b.old_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        if (ref) CUDA_CHECK(cudaMemcpyAsync(f + 2 * N, b.ref_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(f + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(seq, b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    }
     zero(dln_, N * config.hidden_size * 2);
     // Synchronous (it validates on the host), so the host arrays above are read before we return.
     cpu::GrpoLossStats st = cuda::grpo_loss(losses_, dln_, G(layout.lm_head), lnf_, W(layout.lm_head), targets_, f,
