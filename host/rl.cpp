@@ -196,8 +196,8 @@ std::string eval_summary(const json& m) {
 }
 
 // The device memory plan of a CUDA run (host/memory_plan.h): printed, refused when it does not fit;
-// returns what it leaves for the rollout engine's KV pool.
-size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
+// the plan says what it leaves for the rollout engine's KV pool and what one step's rollouts need.
+MemoryPlan plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
                           const Tokenizer& judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
     RlShape s;
     s.rollouts = o.prompts_per_step * o.group;
@@ -227,7 +227,7 @@ size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& 
     const MemoryPlan plan = plan_rl_memory(load_config(o.policy + "/config.json"), load_config(o.judge + "/config.json"), s, budget);
     require_fits(plan);
     if (!o.quiet) std::fprintf(stderr, "%s", plan.table().c_str());
-    return plan.kv_pool;
+    return plan;
 }
 
 void validate(const RlOptions& o) {
@@ -262,9 +262,9 @@ RlResult run_rl(const RlOptions& opt) {
           tok.path() + ": tokenizer is larger than the policy's vocab_size");
     Tokenizer judge_tok(judge_tokenizer_path(o.judge_tokenizer, o.judge, tok_path));
     // On CUDA: everything the run will hold, against the free memory, before allocating any of it.
-    const size_t kv_pool = device == "cuda" && !o.schedule_only
-                               ? plan_device_memory(o, data, tok, judge_tok, scaffold_tmpl)
-                               : 0;
+    const MemoryPlan plan = device == "cuda" && !o.schedule_only
+                                ? plan_device_memory(o, data, tok, judge_tok, scaffold_tmpl)
+                                : MemoryPlan{};
     std::unique_ptr<Model> policy = load_model(o.policy, device);
     // The judge: its own model and tokenizer, in this process (not needed to preview the schedule).
     // On the CPU the Judge scores with its host weights; on CUDA they are read once into the
@@ -278,7 +278,11 @@ RlResult run_rl(const RlOptions& opt) {
         judge_inf = std::make_unique<CpuInference>(judge_model->config, judge_model->params());
         judge = std::make_unique<Judge>(*judge_inf, judge_tok, JudgeTemplate::load(o.judge_template), o.yes, o.no);
         judge_engine = make_engine(device, *judge_model);
-        policy_engine = make_engine(device, *policy, kv_pool);  // shares the policy's weights
+        // Shares the policy's weights; its KV pool is allocated now, as planned (one step's rollouts
+        // plus a slot's alignment), so no step reallocates it.
+        const size_t kv_reserve =
+            std::min(plan.kv_pool, plan.kv_pool_need + size_t(o.max_new_tokens) * kv_row_bytes(policy->config));
+        policy_engine = make_engine(device, *policy, plan.kv_pool, kv_reserve);
     }
     // The frozen reference is the starting policy, needed only when the KL term is on.
     std::unique_ptr<Model> reference =

@@ -38,6 +38,9 @@ CudaEngine::Impl::Impl(const ModelConfig& config, CudaEngineOptions options)
           "CudaEngineOptions: prefill_chunk_rows and judge_prefix_rows must be positive");
     // Non-blocking: the engine's work must not serialize with the trainer's stream.
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    check(opt.max_kv_pool_bytes == 0 || opt.reserve_kv_pool_bytes <= opt.max_kv_pool_bytes,
+          "CudaEngineOptions: the KV pool reserve exceeds its cap (a rusca bug)");
+    if (opt.reserve_kv_pool_bytes > 0) ensure(pool, opt.reserve_kv_pool_bytes / sizeof(bf16));
 }
 
 // Our own copy: each tensor at a 256-byte boundary of one allocation, converted to bf16 on the host.
@@ -148,6 +151,8 @@ std::vector<std::vector<Verdict>> CudaEngine::judge(const std::vector<JudgeToken
 }
 
 const CudaEngineStats& CudaEngine::stats() const { return impl_->stats; }
+
+size_t CudaEngine::kv_pool_capacity_bytes() const { return impl_->pool.size() * sizeof(__nv_bfloat16); }
 
 void CudaEngine::trace_logits(std::vector<std::vector<std::vector<float>>>* out) { impl_->trace = out; }
 
