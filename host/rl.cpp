@@ -198,7 +198,7 @@ std::string eval_summary(const json& m) {
 // The device memory plan of a CUDA run (host/memory_plan.h): printed, refused when it does not fit;
 // the plan says what it leaves for the rollout engine's KV pool and what one step's rollouts need.
 MemoryPlan plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
-                          const Tokenizer& judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
+                              const Tokenizer& judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
     RlShape s;
     s.rollouts = o.prompts_per_step * o.group;
     s.minibatch = (s.rollouts + o.updates_per_step - 1) / o.updates_per_step;
