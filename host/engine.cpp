@@ -51,11 +51,12 @@ private:
 
 }  // namespace
 
-std::unique_ptr<InferenceEngine> make_engine(const std::string& device, Model& model, size_t max_kv_pool_bytes) {
+std::unique_ptr<InferenceEngine> make_engine(const std::string& device, Model& model, size_t max_kv_pool_bytes,
+                                             size_t reserve_kv_pool_bytes) {
 #ifdef RUSCA_CUDA
     if (device == "cuda") {
         CudaEngineOptions opt;
-        opt.max_kv_pool_bytes = max_kv_pool_bytes;
+        opt.max_kv_pool_bytes = max_kv_pool_bytes, opt.reserve_kv_pool_bytes = reserve_kv_pool_bytes;
         return std::make_unique<CudaInferenceEngine>(model, opt);
     }
 #endif

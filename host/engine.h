@@ -29,7 +29,9 @@ public:
 // fp32 params(), a CUDA engine over a CUDA model reads the bf16 weights the trainer updates (after
 // an update it sees the new weights with no host round trip). A CPU model on "cuda" is uploaded
 // once, into the engine's own bf16 copy (the judge).
-// max_kv_pool_bytes caps a CUDA engine's KV pool (the memory plan's share; 0: no cap).
-std::unique_ptr<InferenceEngine> make_engine(const std::string& device, Model& model, size_t max_kv_pool_bytes = 0);
+// max_kv_pool_bytes caps a CUDA engine's KV pool (the memory plan's share; 0: no cap);
+// reserve_kv_pool_bytes is allocated for it up front (the plan's need for one step; 0: on first use).
+std::unique_ptr<InferenceEngine> make_engine(const std::string& device, Model& model, size_t max_kv_pool_bytes = 0,
+                                             size_t reserve_kv_pool_bytes = 0);
 
 }  // namespace rusca

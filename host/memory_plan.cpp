@@ -16,7 +16,7 @@ constexpr size_t kMatmulWorkspace = size_t(32) << 20;    // cuda/matmul.cu, one 
 constexpr size_t kLmHeadScratch = size_t(640) << 20;     // cuda/cross_entropy.cuh kLmHeadScratchBytes
 constexpr size_t kPrefillChunkRows = 8192;               // CudaEngineOptions::prefill_chunk_rows
 constexpr size_t kJudgePrefixRows = 65536;               // CudaEngineOptions::judge_prefix_rows
-constexpr size_t kLogitRows = 512;                       // host/cuda/cuda_infer.cpp
+constexpr size_t kLogitRows = 512;                       // host/cuda/engine_impl.h
 
 size_t weights_bf16(const ModelConfig& c) { return ParamLayout(c).total * 2; }
 

@@ -6,7 +6,7 @@
 // The sizes follow the CUDA backend's allocations: the training model (host/cuda/cuda_model.cpp:
 // bf16 weights, fp32 master, gradients and two AdamW moments, the activations of one minibatch,
 // the fused loss's logits chunk), the frozen reference (bf16 weights and forward activations), the
-// engines (host/cuda/cuda_infer.cpp: bf16 weights unless shared, prefill activations, the KV pool),
+// engines (host/cuda/engine_impl.h: bf16 weights unless shared, prefill activations, the KV pool),
 // and one cuBLASLt workspace per stream. What remains after everything else is the KV pool's.
 #pragma once
 #include <cstddef>

@@ -28,7 +28,12 @@ struct GrpoBatch {
     int B = 0, T = 0, S = 0, max_len = 0;          // S = sequences (= B), max_len = longest response
     std::vector<int> tokens, target, seq;           // [B*T]
     std::vector<float> adv, mask, old_logp, ref_logp;  // [B*T]; ref_logp empty when beta == 0
+    // A device backend's copies of the rows above, made by Model::keep_logprobs (CUDA: adv, mask, seq
+    // and the old / reference log-probs, which then never visit the host); null on the CPU.
+    std::shared_ptr<void> device;
 };
+
+enum class LogpKind { kOld, kReference };
 
 class Model {
 public:
@@ -58,6 +63,12 @@ public:
     // log pi(target | the tokens before it) at every row of `b` (0 where target < 0), at the
     // sampling temperature, through the fused LM head (never the [rows x V] logits).
     virtual std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) = 0;
+    // token_logprobs() kept where grpo_loss_backward() reads them: b.old_logp or b.ref_logp on the
+    // host (CPU), or b.device (CUDA: no host round trip). The reference model fills kReference
+    // after the policy filled kOld.
+    virtual void keep_logprobs(GrpoBatch& b, double temperature, LogpKind kind) {
+        (kind == LogpKind::kOld ? b.old_logp : b.ref_logp) = token_logprobs(b, temperature);
+    }
     // The fused GRPO loss on `b`, its gradient added into the gradients (call zero_grad first).
     virtual cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) = 0;
     // Logits [B, T, V] of the last forward, in fp32 on the host (for inspection: the CUDA backend

@@ -3,6 +3,7 @@
 #include "error.h"
 #include "gpu.h"
 #include "model.h"
+#include "model_hook.h"
 
 namespace rusca {
 
@@ -26,13 +27,26 @@ std::string resolve_device(const std::string& device) {
     return "cuda";
 }
 
+namespace {
+std::function<std::unique_ptr<Model>(std::unique_ptr<Model>)> model_wrapper;  // the test hook
+}
+
+void set_model_wrapper(std::function<std::unique_ptr<Model>(std::unique_ptr<Model>)> wrap) {
+    model_wrapper = std::move(wrap);
+}
+
 std::unique_ptr<Model> make_model(const ModelConfig& c, const std::string& device, bool frozen) {
-    if (resolve_device(device) == "cpu") return make_cpu_model(c, frozen);
+    std::unique_ptr<Model> m;
+    if (resolve_device(device) == "cpu") {
+        m = make_cpu_model(c, frozen);
+    } else {
 #ifdef RUSCA_CUDA
-    return make_cuda_model(c, frozen);
+        m = make_cuda_model(c, frozen);
 #else
-    throw Error("--device cuda: this rusca was built without CUDA");
+        throw Error("--device cuda: this rusca was built without CUDA");
 #endif
+    }
+    return model_wrapper ? model_wrapper(std::move(m)) : std::move(m);
 }
 
 std::unique_ptr<Model> load_model(const std::string& dir, const std::string& device, bool frozen) {

@@ -198,10 +198,10 @@ std::string eval_summary(const json& m) {
 }
 
 // The device memory plan of a CUDA run (host/memory_plan.h): printed, refused when it does not fit;
-// returns what it leaves for the rollout engine's KV pool.
+// the plan says what it leaves for the rollout engine's KV pool and what one step's rollouts need.
 // judge_tok is null with an external judge (no judge on the device).
-size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
-                          const Tokenizer* judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
+MemoryPlan plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& data, const Tokenizer& tok,
+                              const Tokenizer* judge_tok, const ScaffoldTemplate& scaffold_tmpl) {
     RlShape s;
     s.rollouts = o.prompts_per_step * o.group;
     s.minibatch = (s.rollouts + o.updates_per_step - 1) / o.updates_per_step;
@@ -231,7 +231,7 @@ size_t plan_device_memory(const RlOptions& o, const std::vector<RubricExample>& 
     const MemoryPlan plan = plan_rl_memory(policy, judge_tok ? load_config(o.judge + "/config.json") : policy, s, budget);
     require_fits(plan);
     if (!o.quiet) std::fprintf(stderr, "%s", plan.table().c_str());
-    return plan.kv_pool;
+    return plan;
 }
 
 void validate(const RlOptions& o) {
@@ -284,9 +284,9 @@ RlResult run_rl(const RlOptions& opt) {
                          overlong, overlong_held);
     }
     // On CUDA: everything the run will hold, against the free memory, before allocating any of it.
-    const size_t kv_pool = device == "cuda" && !o.schedule_only
-                               ? plan_device_memory(o, data, tok, judge_tok.get(), scaffold_tmpl)
-                               : 0;
+    const MemoryPlan plan = device == "cuda" && !o.schedule_only
+                                ? plan_device_memory(o, data, tok, judge_tok.get(), scaffold_tmpl)
+                                : MemoryPlan{};
     std::unique_ptr<Model> policy = load_model(o.policy, device);
     // The judge (not needed to preview the schedule): a server (--judge-url), or its own model and
     // tokenizer in this process. On the CPU the Judge scores with its host weights; on CUDA they are
@@ -305,7 +305,13 @@ RlResult run_rl(const RlOptions& opt) {
         judge_engine = make_engine(device, *judge_model);
         judge_backend = std::make_unique<EngineJudge>(*judge_engine, *judge);
     }
-    if (!o.schedule_only) policy_engine = make_engine(device, *policy, kv_pool);  // shares the policy's weights
+    if (!o.schedule_only) {
+        // Shares the policy's weights; its KV pool is allocated now, as planned (one step's rollouts
+        // plus a slot's alignment), so no step reallocates it.
+        const size_t kv_reserve =
+            std::min(plan.kv_pool, plan.kv_pool_need + size_t(o.max_new_tokens) * kv_row_bytes(policy->config));
+        policy_engine = make_engine(device, *policy, plan.kv_pool, kv_reserve);
+    }
     // The frozen reference is the starting policy, needed only when the KL term is on.
     std::unique_ptr<Model> reference =
         o.loss.beta > 0 && !o.schedule_only ? load_model(o.policy, device, /*frozen=*/true) : nullptr;
@@ -444,8 +450,8 @@ RlResult run_rl(const RlOptions& opt) {
                 std::vector<Rollout*> part;
                 for (size_t k = from; k < std::min(end, from + micro); k++) part.push_back(&rollouts[k]);
                 GrpoBatch b = make_batch(part, bare, pad);
-                b.old_logp = policy->token_logprobs(b, o.loss.temperature);
-                if (reference) b.ref_logp = reference->token_logprobs(b, o.loss.temperature);
+                policy->keep_logprobs(b, o.loss.temperature, LogpKind::kOld);  // on the device on CUDA
+                if (reference) reference->keep_logprobs(b, o.loss.temperature, LogpKind::kReference);
                 update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
                 mb.micro.push_back(std::move(b));
             }

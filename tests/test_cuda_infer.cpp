@@ -447,5 +447,38 @@ TEST(CudaInfer, JudgeMatchesTheCpuJudge) {
     }
 }
 
+
+// A KV pool reserved at construction (what the memory plan gives the RL rollout engine) is there
+// before the first call, serves calls that fit in it without growing, and changes no result; a call
+// that needs more still grows it.
+TEST(CudaInfer, ReservedKvPoolServesCallsWithoutGrowing) {
+    SKIP_WITHOUT_GPU();
+    Models m(config_for(Family::Llama), 21);
+    const int V = m.config.vocab_size;
+    std::mt19937 gen(6);
+    std::vector<PromptGroup> groups;
+    for (int g = 0; g < 3; g++) groups.push_back({random_tokens(gen, 20 + 30 * g, V), std::vector<std::vector<int>>(2)});
+    GenerateOptions opt;
+    opt.max_new_tokens = 8;
+    opt.seed = 3;
+    const size_t row_bytes = 2 * size_t(m.config.num_layers) * m.config.kv_dim() * 2;  // K and V, bf16
+    CudaEngineOptions eo;
+    eo.reserve_kv_pool_bytes = 400 * row_bytes;  // > 20 + 50 + 80 prefix rows + 6 slots of 8
+    eo.max_kv_pool_bytes = 1000 * row_bytes;
+    CudaEngine reserved(m.config, m.params.data(), eo), plain(m.config, m.params.data());
+    EXPECT_EQ(reserved.kv_pool_capacity_bytes(), eo.reserve_kv_pool_bytes);
+    EXPECT_EQ(plain.kv_pool_capacity_bytes(), 0u);
+    expect_same(reserved.generate(groups, opt), plain.generate(groups, opt), "reserved pool");
+    EXPECT_EQ(reserved.kv_pool_capacity_bytes(), eo.reserve_kv_pool_bytes) << "the pool grew";
+    EXPECT_LT(reserved.stats().kv_pool_bytes, eo.reserve_kv_pool_bytes);
+
+    groups.push_back({random_tokens(gen, 500, V), std::vector<std::vector<int>>(1)});  // needs more than the reserve
+    expect_same(reserved.generate(groups, opt), plain.generate(groups, opt), "grown pool");
+    EXPECT_GT(reserved.kv_pool_capacity_bytes(), eo.reserve_kv_pool_bytes);
+
+    eo.reserve_kv_pool_bytes = eo.max_kv_pool_bytes + 1;
+    EXPECT_THROW(CudaEngine(m.config, m.params.data(), eo), Error);
+}
+
 }  // namespace
 #endif

@@ -190,6 +190,47 @@ TEST(CudaRl, LossLogprobsAndGradientsMatchTheCpuBackend) {
 
 // The same completions judged by the CPU Judge and the CUDA engine: every verdict whose CPU margin
 // is clear of bf16 rounding agrees, and then rewards and group advantages are identical.
+// Old and reference log-probs kept on the device (keep_logprobs, what run_rl uses) give the loss and
+// gradients of the host round trip bit for bit, and never fill the host arrays; a batch whose
+// reference log-probs were not kept is refused when the KL term needs them.
+TEST(CudaRl, LogprobsKeptOnTheDeviceEqualTheHostRoundTrip) {
+    SKIP_WITHOUT_GPU();
+    const ModelConfig c = tiny_config();
+    std::unique_ptr<Model> gpu = make_model(c, "cuda"), ref = make_model(c, "cuda", /*frozen=*/true);
+    init_params(gpu->layout, gpu->params(), 7, 0.1f);
+    init_params(ref->layout, ref->params(), 8, 0.1f);  // another reference, so the KL term acts
+    gpu->upload_params(), ref->upload_params();
+    cpu::GrpoLossConfig cfg;
+    cfg.temperature = 0.9, cfg.beta = 0.05;
+    GrpoBatch host = random_rollouts(c.vocab_size, 3), dev = host;
+    host.old_logp = gpu->token_logprobs(host, cfg.temperature);
+    host.ref_logp = ref->token_logprobs(host, cfg.temperature);
+    gpu->keep_logprobs(dev, cfg.temperature, LogpKind::kOld);
+    ref->keep_logprobs(dev, cfg.temperature, LogpKind::kReference);
+    EXPECT_TRUE(dev.old_logp.empty() && dev.ref_logp.empty()) << "the log-probs visited the host";
+    ASSERT_TRUE(dev.device != nullptr);
+
+    gpu->zero_grad();
+    const cpu::GrpoLossStats a = gpu->grpo_loss_backward(host, cfg);
+    const std::vector<float> grads_host(gpu->grads(), gpu->grads() + gpu->layout.total);
+    gpu->zero_grad();
+    const cpu::GrpoLossStats b = gpu->grpo_loss_backward(dev, cfg);
+    EXPECT_EQ(b.loss, a.loss);
+    EXPECT_EQ(b.kl_mean, a.kl_mean);
+    EXPECT_GT(a.kl_mean, 0.0);
+    EXPECT_EQ(b.entropy_mean, a.entropy_mean);
+    EXPECT_EQ(b.tokens, a.tokens);
+    const float* g = gpu->grads();
+    size_t differ = 0;
+    for (size_t i = 0; i < gpu->layout.total; i++) differ += g[i] != grads_host[i];
+    EXPECT_EQ(differ, 0u) << "gradients differ from the host round trip's";
+
+    GrpoBatch partial = host;
+    partial.old_logp.clear(), partial.ref_logp.clear();
+    gpu->keep_logprobs(partial, cfg.temperature, LogpKind::kOld);
+    expect_error([&] { gpu->grpo_loss_backward(partial, cfg); }, {"not kept on the device"});
+}
+
 TEST(CudaRl, RewardsAndAdvantagesFromTheSameCompletionsAreIdentical) {
     SKIP_WITHOUT_GPU();
     World w;

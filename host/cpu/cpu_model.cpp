@@ -1,5 +1,5 @@
-// cpu_model.cpp: the transformer graph on the CPU reference ops (host/cpu/ops.h), forward then
-// the backward written out in reverse, plus the fp32 Model adapter the trainer uses.
+// cpu_model.cpp: the training mode of the one transformer graph (host/graph.h) on the CPU reference
+// ops (host/cpu/graph_ops.h), the LM head + cross-entropy, and the fp32 Model adapter the trainer uses.
 #include "cpu_model.h"
 
 #include <algorithm>
@@ -10,6 +10,8 @@
 #include "host/error.h"
 #include "host/model.h"
 #include "host/rng.h"
+#include "graph_ops.h"
+#include "host/graph.h"
 #include "ops.h"
 
 namespace rusca {
@@ -19,11 +21,60 @@ template <typename Real>
 void zero(std::vector<Real>& v) {
     std::fill(v.begin(), v.end(), Real(0));
 }
-template <typename Real>
-void add(Real* out, const Real* a, const Real* b, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
 }  // namespace
+
+// Training mode of the graph: every layer keeps its own activations for the backward; keys and
+// values are the layer's saved k / v; attention is causal over the [B, T] grid.
+template <typename Real>
+class CpuModel<Real>::Ops : public cpu::GraphOps<Real> {
+public:
+    explicit Ops(CpuModel& m)
+        : cpu::GraphOps<Real>(m.config, m.layout, m.params.data(), m.grads.empty() ? nullptr : m.grads.data(),
+                              m.tokens_.data(), m.pos_.data()),
+          m_(m) {}
+    using Bufs = typename cpu::GraphOps<Real>::Bufs;
+
+    Bufs bufs(int l) const {
+        Acts& a = m_.a_;
+        Layer& x = a.layers[l];
+        const bool last = l + 1 == int(a.layers.size());
+        Bufs b;
+        b.res_in = x.res_in.data(), b.ln1 = x.ln1.data(), b.rstd1 = x.rstd1.data();
+        b.q_lin = x.q_lin.data(), b.k_lin = x.k_lin.data(), b.q_pre = a.q_pre.data(), b.k_pre = a.k_pre.data();
+        b.rstd_q = x.rstd_q.data(), b.rstd_k = x.rstd_k.data(), b.q = x.q.data();
+        b.att = x.att_out.data(), b.proj = a.proj.data(), b.res_mid = x.res_mid.data(), b.ln2 = x.ln2.data();
+        b.rstd2 = x.rstd2.data(), b.gate = x.gate.data(), b.up = x.up.data(), b.act = x.act.data();
+        b.res_out = last ? a.res_out.data() : a.layers[l + 1].res_in.data();
+        b.ln_out = last ? a.lnf.data() : a.layers[l + 1].ln1.data();
+        b.rstd_out = last ? a.rstdf.data() : a.layers[l + 1].rstd1.data();
+        return b;
+    }
+    graph::GradBufs<Real> grads() const {
+        Grads& d = m_.d_;
+        return {d.res.data(), d.ln.data(), d.att_out.data(), d.q.data(), d.k.data(), d.v.data(), d.q_pre.data(),
+                d.k_pre.data(), d.act.data(), d.gate.data(), d.up.data()};
+    }
+    void project_v(int l, const Real* ln, const Real* Wv, const Real* bv, int N) const {
+        this->linear(m_.a_.layers[l].v.data(), ln, Wv, bv, N, m_.config.hidden_size, m_.config.kv_dim());
+    }
+    void rope_k(int l, const Real* k, int N) const { this->rope(m_.a_.layers[l].k.data(), k, N, m_.config.num_kv_heads); }
+    bool attends(int) const { return true; }
+    void attention(int l, Real* out, const Real* q, int) const {
+        Layer& x = m_.a_.layers[l];
+        const ModelConfig& c = m_.config;
+        cpu::attention_forward(out, x.att.data(), q, x.k.data(), x.v.data(), m_.B_, m_.T_, c.num_heads,
+                               c.num_kv_heads, c.head_dim);
+    }
+    void attention_backward(int l, Real* dq, Real* dk, Real* dv, const Real* datt) const {
+        Layer& x = m_.a_.layers[l];
+        const ModelConfig& c = m_.config;
+        cpu::attention_backward(dq, dk, dv, datt, x.q.data(), x.k.data(), x.v.data(), x.att.data(), m_.B_, m_.T_,
+                                c.num_heads, c.num_kv_heads, c.head_dim);
+    }
+
+private:
+    CpuModel& m_;
+};
 
 template <typename Real>
 CpuModel<Real>::CpuModel(const ModelConfig& c)
@@ -48,6 +99,7 @@ void CpuModel<Real>::resize(int B, int T) {
         for (auto* v : {&l.gate, &l.up, &l.act}) v->resize(N * F);
     }
     a_.res_out.resize(N * C), a_.lnf.resize(N * C), a_.rstdf.resize(N);
+    a_.q_pre.resize(N * Q), a_.k_pre.resize(N * KV), a_.proj.resize(N * C);
     d_.res.resize(N * C), d_.ln.resize(N * C);
     for (auto* v : {&d_.att_out, &d_.q, &d_.q_pre}) v->resize(N * Q);
     for (auto* v : {&d_.k, &d_.v, &d_.k_pre}) v->resize(N * KV);
@@ -56,65 +108,22 @@ void CpuModel<Real>::resize(int B, int T) {
     for (size_t n = 0; n < N; n++) pos_[n] = int(n % T);
 }
 
-// One decoder layer: x [N, C] -> out [N, C], saving what the backward needs in a_.layers[l].
-template <typename Real>
-void CpuModel<Real>::layer_forward(int l, const Real* x, Real* out) {
-    using namespace cpu;
-    const ModelConfig& c = config;
-    const LayerParams& w = layout.layers[l];
-    Layer& a = a_.layers[l];
-    const int N = B_ * T_, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-    const int Q = c.q_dim(), KV = c.kv_dim(), Hq = c.num_heads, Hkv = c.num_kv_heads;
-
-    std::copy(x, x + size_t(N) * C, a.res_in.begin());
-    rmsnorm_forward(a.ln1.data(), a.rstd1.data(), x, P(w.ln1), N, C, c.rms_norm_eps);
-    linear_forward(a.q_lin.data(), a.ln1.data(), P(w.wq), P(w.bq), N, C, Q);
-    linear_forward(a.k_lin.data(), a.ln1.data(), P(w.wk), P(w.bk), N, C, KV);
-    linear_forward(a.v.data(), a.ln1.data(), P(w.wv), P(w.bv), N, C, KV);
-    // RoPE reads the (Qwen3: per-head normalized) projections; q_pre / k_pre hold them.
-    std::vector<Real> q_pre(a.q_lin), k_pre(a.k_lin);
-    if (c.qk_norm) {
-        rmsnorm_forward(q_pre.data(), a.rstd_q.data(), a.q_lin.data(), P(w.q_norm), N * Hq, D, c.rms_norm_eps);
-        rmsnorm_forward(k_pre.data(), a.rstd_k.data(), a.k_lin.data(), P(w.k_norm), N * Hkv, D, c.rms_norm_eps);
-    }
-    rope_forward(a.q.data(), q_pre.data(), pos_.data(), N, Hq, D, c.rope_theta);
-    rope_forward(a.k.data(), k_pre.data(), pos_.data(), N, Hkv, D, c.rope_theta);
-    attention_forward(a.att_out.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), B_, T_, Hq, Hkv, D);
-    std::vector<Real> proj(size_t(N) * C);
-    linear_forward(proj.data(), a.att_out.data(), P(w.wo), (const Real*)nullptr, N, Q, C);
-    add(a.res_mid.data(), x, proj.data(), proj.size());
-
-    rmsnorm_forward(a.ln2.data(), a.rstd2.data(), a.res_mid.data(), P(w.ln2), N, C, c.rms_norm_eps);
-    linear_forward(a.gate.data(), a.ln2.data(), P(w.w_gate), (const Real*)nullptr, N, C, F);
-    linear_forward(a.up.data(), a.ln2.data(), P(w.w_up), (const Real*)nullptr, N, C, F);
-    swiglu_forward(a.act.data(), a.gate.data(), a.up.data(), a.act.size());
-    linear_forward(proj.data(), a.act.data(), P(w.w_down), (const Real*)nullptr, N, F, C);
-    add(out, a.res_mid.data(), proj.data(), proj.size());
-}
-
 template <typename Real>
 const std::vector<Real>& CpuModel<Real>::forward_hidden(const int* tokens, int B, int T) {
-    using namespace cpu;
     const ModelConfig& c = config;
     check(B > 0 && T > 0, "forward: batch and sequence length must be positive");
     check(T <= c.max_position_embeddings,
           "forward: sequence length " + std::to_string(T) + " exceeds max_position_embeddings " +
               std::to_string(c.max_position_embeddings));
     resize(B, T);
-    const int N = B * T, C = c.hidden_size, V = c.vocab_size;
+    const int N = B * T, V = c.vocab_size;
     for (int n = 0; n < N; n++)
         check(tokens[n] >= 0 && tokens[n] < V, "forward: token id " + std::to_string(tokens[n]) +
                                                    " at position " + std::to_string(n) +
                                                    " is outside the vocabulary (size " + std::to_string(V) + ")");
     tokens_.assign(tokens, tokens + N);
-    std::vector<Real> h(size_t(N) * C), next(size_t(N) * C);
-    embedding_forward(h.data(), tokens, P(layout.embed), N, C);
-    for (int l = 0; l < c.num_layers; l++) {
-        layer_forward(l, h.data(), next.data());
-        std::swap(h, next);
-    }
-    a_.res_out = h;
-    rmsnorm_forward(a_.lnf.data(), a_.rstdf.data(), h.data(), P(layout.final_norm), N, C, c.rms_norm_eps);
+    Ops ops(*this);
+    graph::trunk_forward(ops, N);
     return a_.lnf;
 }
 
@@ -139,50 +148,6 @@ Real CpuModel<Real>::forward(const int* tokens, const int* targets, int B, int T
     return counted_ ? Real(sum / counted_) : Real(0);
 }
 
-// Backward of one layer: d_.res holds d(out) on entry and d(x) on exit.
-template <typename Real>
-void CpuModel<Real>::layer_backward(int l) {
-    using namespace cpu;
-    const ModelConfig& c = config;
-    const LayerParams& w = layout.layers[l];
-    Layer& a = a_.layers[l];
-    const int N = B_ * T_, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-    const int Q = c.q_dim(), KV = c.kv_dim(), Hq = c.num_heads, Hkv = c.num_kv_heads;
-    Grads& d = d_;
-
-    // out = res_mid + (silu(ln2 Wg^T) * ln2 Wu^T) Wd^T: d(res_mid) starts as d(out) (residual).
-    zero(d.act), zero(d.gate), zero(d.up), zero(d.ln);
-    linear_backward(d.act.data(), G(w.w_down), (Real*)nullptr, d.res.data(), a.act.data(), P(w.w_down), N, F, C);
-    swiglu_backward(d.gate.data(), d.up.data(), d.act.data(), a.gate.data(), a.up.data(), d.act.size());
-    linear_backward(d.ln.data(), G(w.w_gate), (Real*)nullptr, d.gate.data(), a.ln2.data(), P(w.w_gate), N, C, F);
-    linear_backward(d.ln.data(), G(w.w_up), (Real*)nullptr, d.up.data(), a.ln2.data(), P(w.w_up), N, C, F);
-    rmsnorm_backward(d.res.data(), G(w.ln2), d.ln.data(), a.res_mid.data(), P(w.ln2), a.rstd2.data(), N, C);
-
-    // res_mid = x + attention(...) Wo^T
-    zero(d.att_out), zero(d.q), zero(d.k), zero(d.v), zero(d.q_pre), zero(d.k_pre), zero(d.ln);
-    linear_backward(d.att_out.data(), G(w.wo), (Real*)nullptr, d.res.data(), a.att_out.data(), P(w.wo), N, Q, C);
-    attention_backward(d.q.data(), d.k.data(), d.v.data(), d.att_out.data(), a.q.data(), a.k.data(), a.v.data(),
-                       a.att.data(), B_, T_, Hq, Hkv, D);
-    rope_backward(d.q_pre.data(), d.q.data(), pos_.data(), N, Hq, D, c.rope_theta);
-    rope_backward(d.k_pre.data(), d.k.data(), pos_.data(), N, Hkv, D, c.rope_theta);
-    // Without qk-norm the pre-rope gradient is already d(q_lin); with it, d.q / d.k are free again
-    // and receive d(q_lin) / d(k_lin).
-    Real* dq_lin = d.q_pre.data();
-    Real* dk_lin = d.k_pre.data();
-    if (c.qk_norm) {
-        zero(d.q), zero(d.k);
-        rmsnorm_backward(d.q.data(), G(w.q_norm), d.q_pre.data(), a.q_lin.data(), P(w.q_norm), a.rstd_q.data(),
-                         N * Hq, D);
-        rmsnorm_backward(d.k.data(), G(w.k_norm), d.k_pre.data(), a.k_lin.data(), P(w.k_norm), a.rstd_k.data(),
-                         N * Hkv, D);
-        dq_lin = d.q.data(), dk_lin = d.k.data();
-    }
-    linear_backward(d.ln.data(), G(w.wq), G(w.bq), dq_lin, a.ln1.data(), P(w.wq), N, C, Q);
-    linear_backward(d.ln.data(), G(w.wk), G(w.bk), dk_lin, a.ln1.data(), P(w.wk), N, C, KV);
-    linear_backward(d.ln.data(), G(w.wv), G(w.bv), d.v.data(), a.ln1.data(), P(w.wv), N, C, KV);
-    rmsnorm_backward(d.res.data(), G(w.ln1), d.ln.data(), a.res_in.data(), P(w.ln1), a.rstd1.data(), N, C);
-}
-
 template <typename Real>
 void CpuModel<Real>::backward() {
     using namespace cpu;
@@ -201,14 +166,9 @@ void CpuModel<Real>::backward() {
 
 template <typename Real>
 void CpuModel<Real>::backward_hidden(const Real* dhidden) {
-    using namespace cpu;
     check(B_ > 0, "backward called before forward");
-    const int N = B_ * T_, C = config.hidden_size;
-    zero(d_.res);
-    rmsnorm_backward(d_.res.data(), G(layout.final_norm), dhidden, a_.res_out.data(), P(layout.final_norm),
-                     a_.rstdf.data(), N, C);
-    for (int l = config.num_layers - 1; l >= 0; l--) layer_backward(l);
-    embedding_backward(G(layout.embed), d_.res.data(), tokens_.data(), N, C);
+    Ops ops(*this);
+    graph::trunk_backward(ops, dhidden, B_ * T_);
 }
 
 template <typename Real>
@@ -257,6 +217,8 @@ public:
     }
     cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override {
         const int C = config.hidden_size, N = b.B * b.T;
+        check(b.old_logp.size() == size_t(N) && (cfg.beta <= 0 || b.ref_logp.size() == size_t(N)),
+              "GRPO batch: old / reference log-probs missing on the host (a rusca bug)");
         const float* h = forward_hidden(b.tokens.data(), b.B, b.T);
         std::vector<float> logp(N), dh(size_t(N) * C, 0.0f);
         cpu::GrpoLossStats st = cpu::grpo_loss(logp.data(), dh.data(), grads() + layout.lm_head, h,

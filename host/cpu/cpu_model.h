@@ -1,6 +1,6 @@
 // cpu_model.h: the whole transformer forward and backward on the CPU, in precision Real.
 // float is what `rusca sft` trains with; double lets the tests check every parameter gradient
-// against finite differences. The graph (cpu_model.cpp) reads top to bottom like the math:
+// against finite differences. The layer is host/graph.h's (written once for every backend):
 //
 //   h = embed(tokens)
 //   per layer:  a = rmsnorm(h);  q,k,v = a Wq^T (+bq), a Wk^T (+bk), a Wv^T (+bv)
@@ -43,14 +43,14 @@ private:
     struct Acts {
         std::vector<Layer> layers;
         std::vector<Real> res_out, lnf, rstdf, logits, losses;
+        std::vector<Real> q_pre, k_pre, proj;  // scratch, reused by every layer
     };
     // Scratch gradients, reused by every layer of the backward.
     struct Grads {
         std::vector<Real> res, ln, att_out, q, k, v, q_pre, k_pre, act, gate, up, logits, losses;
     };
+    class Ops;  // the op table host/graph.h runs on: the CPU ops over these buffers
     void resize(int B, int T);
-    void layer_forward(int l, const Real* x, Real* out);
-    void layer_backward(int l);
     const Real* P(size_t offset) const { return offset == kAbsent ? nullptr : params.data() + offset; }
     Real* G(size_t offset) { return offset == kAbsent ? nullptr : grads.data() + offset; }
 

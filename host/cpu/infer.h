@@ -34,7 +34,6 @@ public:
 
 private:
     const float* P(size_t offset) const { return offset == kAbsent ? nullptr : params_ + offset; }
-    void layer(int l, const KvCache* prefix, KvCache& own, float* x, int n, int pos0) const;
     const float* params_;
 };
 

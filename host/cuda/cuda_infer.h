@@ -6,7 +6,7 @@
 //   generate(): one prefill per distinct full prefix (prefix + prompt) into the KV pool, then every
 //     rollout decodes together, one token per step, attending over its shared prefill rows plus its
 //     own rows; finished rollouts leave the batch at once (the batch is compacted on the host). The
-//     decode step is captured in a CUDA graph per batch size (see cuda_infer.cpp for how the
+//     decode step is captured in a CUDA graph per batch size (see cuda_decode.cpp for how the
 //     changing KV write position is kept out of the graph).
 //   judge(): the conversation + response part of each judge prompt is prefilled once; every
 //     criterion is a short suffix over it; only the last position's hidden state is kept and
@@ -37,6 +37,8 @@ struct CudaEngineOptions {
     int prefill_chunk_rows = 8192;  // tokens per prefill forward (a longer single prompt is one chunk)
     int judge_prefix_rows = 65536;  // judge: KV rows of response prefixes held at once
     size_t max_kv_pool_bytes = 0;   // what the memory plan left for the KV pool (0: no cap)
+    size_t reserve_kv_pool_bytes = 0;  // KV pool allocated at construction (the plan's need for one step),
+                                       // so steps never reallocate it (0: sized by the first call)
 };
 
 // What the last generate() / judge() call did, for benchmarks and logs.
@@ -84,6 +86,8 @@ public:
     std::vector<std::vector<Verdict>> judge(const std::vector<JudgeTokens>& items, int yes_id, int no_id);
 
     const CudaEngineStats& stats() const;
+    // Bytes the KV pool holds now (it grows when a call needs more, never shrinks).
+    size_t kv_pool_capacity_bytes() const;
 
     // Test hook: while set, generate() stores the fp32 logits row every sampling step saw,
     // (*out)[rollout r][step][V], and runs without CUDA graphs. Pass nullptr to stop.

@@ -1,5 +1,5 @@
-// cuda_model.cpp: the CUDA training backend behind the Model interface. The same graph as the CPU
-// reference (host/cpu/cpu_model.cpp), op for op, calling each op's CUDA twin (cuda/<family>.cuh):
+// cuda_model.cpp: the CUDA training backend behind the Model interface. The graph is host/graph.h's,
+// the one the CPU reference runs, on the CUDA op table (host/cuda/graph_ops.h, cuda/<family>.cuh):
 //
 //   bf16 weights, activations and activation gradients; fp32 master weights, weight gradients and
 //   AdamW moments; fp32 math everywhere. The pre-norm residual adds are fused with the next RMSNorm.
@@ -12,6 +12,7 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "cuda/adamw.cuh"
@@ -19,14 +20,12 @@
 #include "cuda/common.cuh"
 #include "cuda/cross_entropy.cuh"
 #include "cuda/device_buffer.h"
-#include "cuda/embedding.cuh"
 #include "cuda/grpo_loss.cuh"
 #include "cuda/matmul.cuh"
-#include "cuda/rmsnorm.cuh"
-#include "cuda/rope.cuh"
-#include "cuda/swiglu.cuh"
 #include "host/cpu/ops.h"  // linear_forward (logits() on the host)
+#include "graph_ops.h"     // cuda::GraphOps: the op table of host/graph.h
 #include "host/error.h"
+#include "host/graph.h"
 #include "host/memory_plan.h"  // training_activation_bytes
 #include "host/model.h"
 #include "host/safetensors.h"
@@ -161,6 +160,7 @@ public:
     const float* forward_hidden(const int* tokens, int B, int T) override;
     void backward_hidden(const float* dhidden) override;
     std::vector<float> token_logprobs(const GrpoBatch& b, double temperature) override;
+    void keep_logprobs(GrpoBatch& b, double temperature, LogpKind kind) override;
     cpu::GrpoLossStats grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) override;
 
     float forward(const int* tokens, const int* targets, int B, int T) override;
@@ -177,8 +177,8 @@ private:
     float lm_head_loss(bool with_grads);
     void trunk_backward();
     void upload_grpo_targets(const GrpoBatch& b);
-    void layer_forward(int l);
-    void layer_backward(int l);
+    void logprobs_to(float* out, const GrpoBatch& b, double temperature);
+    class Ops;  // the op table host/graph.h runs on: the CUDA ops over these buffers
     void zero(void* p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_)); }
 
     const bool frozen_;
@@ -199,6 +199,50 @@ private:
     float *rstdf_ = nullptr, *losses_ = nullptr, *dloss_ = nullptr, *delta_ = nullptr;
     // scratch, reused by every layer
     bf16 *proj_, *q_pre_, *k_pre_, *dres_, *dln_, *datt_, *dq_, *dk_, *dv_, *dq_pre_, *dk_pre_, *dact_, *dgate_, *dup_;
+};
+
+// Training mode of the graph (host/graph.h): every layer keeps its activations in acts_ for the
+// backward; keys and values are the layer's saved k / v; causal flash attention over the [B, T] grid.
+class CudaModel::Ops : public cuda::GraphOps {
+public:
+    explicit Ops(CudaModel& m) : cuda::GraphOps(m.config, m.layout, m.stream_, m.tokens_, m.pos_), m_(m) {}
+    const bf16* W(size_t offset) const { return m_.W(offset); }
+    float* G(size_t offset) const { return m_.G(offset); }
+
+    Bufs bufs(int l) const {
+        LayerActs& a = m_.acts_[l];
+        const bool last = l + 1 == int(m_.acts_.size());
+        Bufs b;
+        b.res_in = a.res_in, b.ln1 = a.ln1, b.rstd1 = a.rstd1, b.q_lin = a.q_lin, b.k_lin = a.k_lin;
+        b.q_pre = m_.q_pre_, b.k_pre = m_.k_pre_, b.rstd_q = a.rstd_q, b.rstd_k = a.rstd_k, b.q = a.q;
+        b.att = a.att, b.proj = m_.proj_, b.res_mid = a.res_mid, b.ln2 = a.ln2, b.rstd2 = a.rstd2;
+        b.gate = a.gate, b.up = a.up, b.act = a.act;
+        b.res_out = last ? m_.res_out_ : m_.acts_[l + 1].res_in;
+        b.ln_out = last ? m_.lnf_ : m_.acts_[l + 1].ln1;
+        b.rstd_out = last ? m_.rstdf_ : m_.acts_[l + 1].rstd1;
+        return b;
+    }
+    graph::GradBufs<bf16> grads() const {
+        return {m_.dres_, m_.dln_, m_.datt_, m_.dq_, m_.dk_, m_.dv_, m_.dq_pre_, m_.dk_pre_, m_.dact_, m_.dgate_, m_.dup_};
+    }
+    void project_v(int l, const bf16* ln, const bf16* Wv, const bf16* bv, int N) const {
+        linear(m_.acts_[l].v, ln, Wv, bv, N, c_.hidden_size, c_.kv_dim());
+    }
+    void rope_k(int l, const bf16* k, int N) const { rope(m_.acts_[l].k, k, N, c_.num_kv_heads); }
+    bool attends(int) const { return true; }
+    void attention(int l, bf16* out, const bf16* q, int) const {
+        const LayerActs& a = m_.acts_[l];
+        cuda::attention_forward(out, a.lse, q, a.k, a.v, m_.B_, m_.T_, c_.num_heads, c_.num_kv_heads, c_.head_dim,
+                                stream_);
+    }
+    void attention_backward(int l, bf16* dq, bf16* dk, bf16* dv, const bf16* datt) const {
+        const LayerActs& a = m_.acts_[l];
+        cuda::attention_backward(dq, dk, dv, datt, a.q, a.k, a.v, a.att, a.lse, m_.delta_, m_.B_, m_.T_, c_.num_heads,
+                                 c_.num_kv_heads, c_.head_dim, stream_);
+    }
+
+private:
+    CudaModel& m_;
 };
 
 void CudaModel::resize(int B, int T) {
@@ -233,46 +277,6 @@ void CudaModel::resize(int B, int T) {
     CUDA_CHECK(cudaMemcpy(pos_, pos.data(), N * sizeof(int), cudaMemcpyHostToDevice));
 }
 
-// Layer l reads acts_[l].res_in and .ln1 (written by the previous layer's fused residual + norm)
-// and writes the next layer's (or the final norm's) residual and normed input.
-void CudaModel::layer_forward(int l) {
-    Range range("layer_forward");
-    using namespace cuda;
-    const ModelConfig& c = config;
-    const LayerParams& w = layout.layers[l];
-    LayerActs& a = acts_[l];
-    const int N = B_ * T_, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-    const int Q = c.q_dim(), KV = c.kv_dim(), Hq = c.num_heads, Hkv = c.num_kv_heads;
-    const float eps = c.rms_norm_eps;
-
-    linear_forward(a.q_lin, a.ln1, W(w.wq), W(w.bq), N, C, Q, stream_);
-    linear_forward(a.k_lin, a.ln1, W(w.wk), W(w.bk), N, C, KV, stream_);
-    linear_forward(a.v, a.ln1, W(w.wv), W(w.bv), N, C, KV, stream_);
-    const bf16* q_in = a.q_lin;
-    const bf16* k_in = a.k_lin;
-    if (c.qk_norm) {  // Qwen3: per-head RMSNorm of q and k before RoPE
-        rmsnorm_forward(q_pre_, a.rstd_q, a.q_lin, W(w.q_norm), N * Hq, D, eps, stream_);
-        rmsnorm_forward(k_pre_, a.rstd_k, a.k_lin, W(w.k_norm), N * Hkv, D, eps, stream_);
-        q_in = q_pre_, k_in = k_pre_;
-    }
-    rope_forward(a.q, q_in, pos_, N, Hq, D, c.rope_theta, stream_);
-    rope_forward(a.k, k_in, pos_, N, Hkv, D, c.rope_theta, stream_);
-    attention_forward(a.att, a.lse, a.q, a.k, a.v, B_, T_, Hq, Hkv, D, stream_);
-    linear_forward(proj_, a.att, W(w.wo), nullptr, N, Q, C, stream_);
-    fused_residual_rmsnorm_forward(a.res_mid, a.ln2, a.rstd2, a.res_in, proj_, W(w.ln2), N, C, eps, stream_);
-
-    linear_forward(a.gate, a.ln2, W(w.w_gate), nullptr, N, C, F, stream_);
-    linear_forward(a.up, a.ln2, W(w.w_up), nullptr, N, C, F, stream_);
-    swiglu_forward(a.act, a.gate, a.up, size_t(N) * F, stream_);
-    linear_forward(proj_, a.act, W(w.w_down), nullptr, N, F, C, stream_);
-    const bool last = l + 1 == c.num_layers;
-    bf16* next_res = last ? res_out_ : acts_[l + 1].res_in;
-    bf16* next_ln = last ? lnf_ : acts_[l + 1].ln1;
-    float* next_rstd = last ? rstdf_ : acts_[l + 1].rstd1;
-    const bf16* next_w = W(last ? layout.final_norm : layout.layers[l + 1].ln1);
-    fused_residual_rmsnorm_forward(next_res, next_ln, next_rstd, a.res_mid, proj_, next_w, N, C, eps, stream_);
-}
-
 // Embedding, every layer and the final norm: lnf_ holds the hidden states of tokens [B, T].
 void CudaModel::trunk_forward(const int* tokens, int B, int T) {
     const ModelConfig& c = config;
@@ -280,16 +284,14 @@ void CudaModel::trunk_forward(const int* tokens, int B, int T) {
     check(T <= c.max_position_embeddings, "forward: sequence length " + std::to_string(T) +
                                               " exceeds max_position_embeddings " +
                                               std::to_string(c.max_position_embeddings));
-    const int N = B * T, C = c.hidden_size, V = c.vocab_size;
+    const int N = B * T, V = c.vocab_size;
     for (int n = 0; n < N; n++)
         check(tokens[n] >= 0 && tokens[n] < V, "forward: token id " + std::to_string(tokens[n]) + " at position " +
                                                    std::to_string(n) + " is outside the vocabulary");
     resize(B, T);
     CUDA_CHECK(cudaMemcpyAsync(tokens_, tokens, N * sizeof(int), cudaMemcpyHostToDevice, stream_));
-    cuda::embedding_forward(acts_[0].res_in, tokens_, W(layout.embed), N, C, stream_);
-    cuda::rmsnorm_forward(acts_[0].ln1, acts_[0].rstd1, acts_[0].res_in, W(layout.layers[0].ln1), N, C,
-                          c.rms_norm_eps, stream_);
-    for (int l = 0; l < c.num_layers; l++) layer_forward(l);
+    Ops ops(*this);
+    graph::trunk_forward(ops, N);
 }
 
 float CudaModel::forward(const int* tokens, const int* targets, int B, int T) {
@@ -348,47 +350,6 @@ float CudaModel::lm_head_loss(bool with_grads) {
     return float(sum / double(counted_));
 }
 
-// Backward of one layer: dres_ holds d(layer output) on entry and d(layer input) on exit.
-void CudaModel::layer_backward(int l) {
-    Range range("layer_backward");
-    using namespace cuda;
-    const ModelConfig& c = config;
-    const LayerParams& w = layout.layers[l];
-    LayerActs& a = acts_[l];
-    const size_t N = size_t(B_) * T_, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-    const size_t Q = c.q_dim(), KV = c.kv_dim(), Hq = c.num_heads, Hkv = c.num_kv_heads;
-    const int n = int(N);
-
-    // out = res_mid + (silu(ln2 Wg^T) * ln2 Wu^T) Wd^T
-    zero(dact_, N * F * 2), zero(dgate_, N * F * 2), zero(dup_, N * F * 2), zero(dln_, N * C * 2);
-    linear_backward(dact_, G(w.w_down), nullptr, dres_, a.act, W(w.w_down), n, int(F), int(C), stream_);
-    swiglu_backward(dgate_, dup_, dact_, a.gate, a.up, N * F, stream_);
-    linear_backward(dln_, G(w.w_gate), nullptr, dgate_, a.ln2, W(w.w_gate), n, int(C), int(F), stream_);
-    linear_backward(dln_, G(w.w_up), nullptr, dup_, a.ln2, W(w.w_up), n, int(C), int(F), stream_);
-    rmsnorm_backward(dres_, G(w.ln2), dln_, a.res_mid, W(w.ln2), a.rstd2, n, int(C), stream_);
-
-    // res_mid = res_in + attention(...) Wo^T
-    zero(datt_, N * Q * 2), zero(dq_, N * Q * 2), zero(dk_, N * KV * 2), zero(dv_, N * KV * 2);
-    zero(dq_pre_, N * Q * 2), zero(dk_pre_, N * KV * 2), zero(dln_, N * C * 2);
-    linear_backward(datt_, G(w.wo), nullptr, dres_, a.att, W(w.wo), n, int(Q), int(C), stream_);
-    attention_backward(dq_, dk_, dv_, datt_, a.q, a.k, a.v, a.att, a.lse, delta_, B_, T_, int(Hq), int(Hkv), int(D),
-                       stream_);
-    rope_backward(dq_pre_, dq_, pos_, n, int(Hq), int(D), c.rope_theta, stream_);
-    rope_backward(dk_pre_, dk_, pos_, n, int(Hkv), int(D), c.rope_theta, stream_);
-    bf16* dq_lin = dq_pre_;
-    bf16* dk_lin = dk_pre_;
-    if (c.qk_norm) {  // dq_ / dk_ are free again: they receive d(q_lin) / d(k_lin)
-        zero(dq_, N * Q * 2), zero(dk_, N * KV * 2);
-        rmsnorm_backward(dq_, G(w.q_norm), dq_pre_, a.q_lin, W(w.q_norm), a.rstd_q, int(N * Hq), int(D), stream_);
-        rmsnorm_backward(dk_, G(w.k_norm), dk_pre_, a.k_lin, W(w.k_norm), a.rstd_k, int(N * Hkv), int(D), stream_);
-        dq_lin = dq_, dk_lin = dk_;
-    }
-    linear_backward(dln_, G(w.wq), G(w.bq), dq_lin, a.ln1, W(w.wq), n, int(C), int(Q), stream_);
-    linear_backward(dln_, G(w.wk), G(w.bk), dk_lin, a.ln1, W(w.wk), n, int(C), int(KV), stream_);
-    linear_backward(dln_, G(w.wv), G(w.bv), dv_, a.ln1, W(w.wv), n, int(C), int(KV), stream_);
-    rmsnorm_backward(dres_, G(w.ln1), dln_, a.res_in, W(w.ln1), a.rstd1, n, int(C), stream_);
-}
-
 void CudaModel::backward() {
     Range range("backward");
     check(B_ > 0, "backward called before forward");
@@ -401,12 +362,8 @@ void CudaModel::backward() {
 
 // From d(final hidden) in dln_ down to the embedding: adds every gradient but the LM head's.
 void CudaModel::trunk_backward() {
-    const ModelConfig& c = config;
-    const int N = B_ * T_, C = c.hidden_size;
-    zero(dres_, size_t(N) * C * 2);
-    cuda::rmsnorm_backward(dres_, G(layout.final_norm), dln_, res_out_, W(layout.final_norm), rstdf_, N, C, stream_);
-    for (int l = c.num_layers - 1; l >= 0; l--) layer_backward(l);
-    cuda::embedding_backward(G(layout.embed), dres_, tokens_, N, C, stream_);
+    Ops ops(*this);
+    graph::trunk_backward(ops, dln_, B_ * T_);
 }
 
 // Training never materializes logits on the device (the fused LM-head losses). For inspection
@@ -456,17 +413,52 @@ void CudaModel::upload_grpo_targets(const GrpoBatch& b) {
     CUDA_CHECK(cudaMemcpyAsync(targets_, b.target.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
 }
 
-std::vector<float> CudaModel::token_logprobs(const GrpoBatch& b, double temperature) {
-    Range range("token_logprobs");
+// log pi(target) of every row of b into out [N] on the device (0 where target < 0); out == nullptr:
+// into losses_ (carved by the forward's resize, so only known after it).
+void CudaModel::logprobs_to(float* out, const GrpoBatch& b, double temperature) {
     trunk_forward(b.tokens.data(), b.B, b.T);
     upload_grpo_targets(b);
-    const int N = b.B * b.T;
-    cuda::grpo_logprobs(losses_, nullptr, lnf_, W(layout.lm_head), targets_, N, config.hidden_size,
+    cuda::grpo_logprobs(out ? out : losses_, nullptr, lnf_, W(layout.lm_head), targets_, b.B * b.T, config.hidden_size,
                         config.vocab_size, temperature, 0, 0, stream_);
+}
+
+std::vector<float> CudaModel::token_logprobs(const GrpoBatch& b, double temperature) {
+    Range range("token_logprobs");
+    logprobs_to(nullptr, b, temperature);
+    const int N = b.B * b.T;
     std::vector<float> logp(N);
     CUDA_CHECK(cudaMemcpyAsync(logp.data(), losses_, N * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     return logp;
+}
+
+// A GRPO batch's rows on the device, from its old log-probs to its update (GrpoBatch::device):
+// adv, old_logp, ref_logp, mask [4, N] and seq [N].
+struct GrpoRows {
+    explicit GrpoRows(const GrpoBatch& b, cudaStream_t stream) : N(size_t(b.B) * b.T), f(4 * N), seq(N) {
+        check(b.adv.size() == N && b.mask.size() == N && b.seq.size() == N,
+              "GRPO batch: arrays must hold B*T rows (a rusca bug)");
+        CUDA_CHECK(cudaMemcpyAsync(f.data(), b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(f.data() + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(seq.data(), b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream));
+    }
+    const size_t N;
+    cuda::DeviceBuffer<float> f;
+    cuda::DeviceBuffer<int> seq;
+    bool has_old = false, has_ref = false;
+};
+
+// The old (policy) and reference log-probs go straight into the batch's device rows: no host round
+// trip. The reference is another CudaModel on its own stream, so each call ends synchronized.
+void CudaModel::keep_logprobs(GrpoBatch& b, double temperature, LogpKind kind) {
+    Range range("keep_logprobs");
+    if (!b.device) b.device = std::make_shared<GrpoRows>(b, stream_);
+    GrpoRows& rows = *static_cast<GrpoRows*>(b.device.get());
+    check(rows.N == size_t(b.B) * b.T, "GRPO batch: device rows of another shape (a rusca bug)");
+    const bool old = kind == LogpKind::kOld;
+    logprobs_to(rows.f.data() + (old ? 1 : 2) * rows.N, b, temperature);
+    (old ? rows.has_old : rows.has_ref) = true;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 cpu::GrpoLossStats CudaModel::grpo_loss_backward(const GrpoBatch& b, const cpu::GrpoLossConfig& cfg) {
@@ -476,16 +468,25 @@ cpu::GrpoLossStats CudaModel::grpo_loss_backward(const GrpoBatch& b, const cpu::
     upload_grpo_targets(b);
     const size_t N = size_t(b.B) * b.T;
     const bool ref = cfg.beta > 0;
-    check(b.adv.size() == N && b.old_logp.size() == N && b.mask.size() == N && b.seq.size() == N &&
-              (!ref || b.ref_logp.size() == N),
-          "GRPO batch: arrays must hold B*T rows (a rusca bug)");
-    float* f = ensure_size(grpo_f_, 4 * N);
-    int* seq = ensure_size(grpo_seq_, N);
-    CUDA_CHECK(cudaMemcpyAsync(f, b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(f + N, b.old_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    if (ref) CUDA_CHECK(cudaMemcpyAsync(f + 2 * N, b.ref_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(f + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(seq, b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    float* f = nullptr;
+    int* seq = nullptr;
+    if (b.device) {  // kept on the device by keep_logprobs()
+        GrpoRows& rows = *static_cast<GrpoRows*>(b.device.get());
+        check(rows.N == N && rows.has_old && (!ref || rows.has_ref),
+              "GRPO batch: old / reference log-probs not kept on the device (a rusca bug)");
+        f = rows.f.data(), seq = rows.seq.data();
+    } else {
+        check(b.adv.size() == N && b.old_logp.size() == N && b.mask.size() == N && b.seq.size() == N &&
+                  (!ref || b.ref_logp.size() == N),
+              "GRPO batch: arrays must hold B*T rows (a rusca bug)");
+        f = ensure_size(grpo_f_, 4 * N);
+        seq = ensure_size(grpo_seq_, N);
+        CUDA_CHECK(cudaMemcpyAsync(f, b.adv.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(f + N, b.old_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        if (ref) CUDA_CHECK(cudaMemcpyAsync(f + 2 * N, b.ref_logp.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(f + 3 * N, b.mask.data(), N * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(seq, b.seq.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    }
     zero(dln_, N * config.hidden_size * 2);
     // Synchronous (it validates on the host), so the host arrays above are read before we return.
     cpu::GrpoLossStats st = cuda::grpo_loss(losses_, dln_, G(layout.lm_head), lnf_, W(layout.lm_head), targets_, f,
