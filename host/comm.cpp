@@ -53,11 +53,13 @@ std::unique_ptr<Comm>& world_slot() {
 }  // namespace
 
 LaunchInfo launch_info() {
-    // Most specific first: mpirun's own variables, then PMI (MPICH, srun --mpi=pmi2/pmix), then Slurm.
+    // Most specific first: mpirun's own variables, then PMI (MPICH, srun --mpi=pmi2/pmix), then srun.
+    // Slurm's sizes are the job step's (srun sets them), not SLURM_NTASKS: a batch script that runs
+    // rusca directly inside an allocation of several tasks is still one process.
     const char* pairs[][2] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
                               {"PMI_RANK", "PMI_SIZE"},
-                              {"PMIX_RANK", "SLURM_NTASKS"},
-                              {"SLURM_PROCID", "SLURM_NTASKS"}};
+                              {"PMIX_RANK", "SLURM_STEP_NUM_TASKS"},
+                              {"SLURM_PROCID", "SLURM_STEP_NUM_TASKS"}};
     for (const auto& p : pairs) {
         const int rank = env_int(p[0]), size = env_int(p[1]);
         if (rank < 0 || size < 0) continue;

@@ -37,8 +37,9 @@ public:
     [[noreturn]] virtual void abort(int code) = 0;
 };
 
-// What the launcher told this process: rank and world size from OMPI_COMM_WORLD_*, PMI_*, PMIX_RANK
-// or SLURM_PROCID / SLURM_NTASKS (rank 0 of 1 when none is set). `source` names the variable read.
+// What the launcher told this process: rank and world size from OMPI_COMM_WORLD_*, PMI_*, or srun's
+// PMIX_RANK / SLURM_PROCID with SLURM_STEP_NUM_TASKS (rank 0 of 1 when none is set). `source` names
+// the variable read.
 struct LaunchInfo {
     int rank = 0, size = 1;
     int local_rank = 0;  // rank on this node (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID): picks the GPU

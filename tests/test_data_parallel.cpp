@@ -17,6 +17,7 @@
 #include "host/comm.h"
 #include "host/data_parallel.h"
 #include "host/fileio.h"
+#include "host/generate.h"
 #include "host/model.h"
 #include "host/rng.h"
 #include "rl_test_util.h"
@@ -51,14 +52,16 @@ struct EnvGuard {
 };
 
 const char* kLauncherVars[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "PMI_RANK",
-                               "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "MPI_LOCALRANKID"};
+                               "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "MPI_LOCALRANKID"};
 
 TEST(Comm, LaunchInfoReadsTheLauncher) {
     EnvGuard env;
     for (const char* v : kLauncherVars) env.clear(v);
     EXPECT_EQ(launch_info().size, 1);
     EXPECT_EQ(launch_info().source, "none");
-    env.set("SLURM_PROCID", "3"), env.set("SLURM_NTASKS", "8"), env.set("SLURM_LOCALID", "1");
+    env.set("SLURM_PROCID", "0"), env.set("SLURM_NTASKS", "8");  // a batch script, not an srun step
+    EXPECT_EQ(launch_info().size, 1);
+    env.set("SLURM_PROCID", "3"), env.set("SLURM_STEP_NUM_TASKS", "8"), env.set("SLURM_LOCALID", "1");
     LaunchInfo li = launch_info();
     EXPECT_EQ(li.rank, 3);
     EXPECT_EQ(li.size, 8);
@@ -137,6 +140,26 @@ TEST(DataParallel, SharesCoverEveryItemOnce) {
     EXPECT_EQ(dp.share(7), (std::pair<size_t, size_t>{0, 7}));
     EXPECT_TRUE(dp.owns(0) && dp.owns(5));
     expect_error([&] { DataParallel(*single, layout, 2); }, {"--zero 2", "0 and 1"});
+}
+
+// A rank's share of a step's groups, generated with rollout_base, samples exactly the tokens that
+// the whole step's call gives those groups (so splitting a step over ranks changes no rollout).
+TEST(DataParallel, RolloutBaseKeepsTheStepsSampling) {
+    const ModelConfig c = tiny_config();
+    std::unique_ptr<Model> m = make_cpu_model(c);
+    init_params(m->layout, m->params(), 3, 0.5f);
+    CpuInference inf(c, m->params());
+    std::vector<PromptGroup> all = {{{3, 14, 15}, {{}, {9}}}, {{27, 18}, {{8}, {}}}, {{5, 6, 7}, {{}, {}}}};
+    GenerateOptions opt;
+    opt.max_new_tokens = 6, opt.seed = 11;
+    const auto whole = generate(inf, all, opt);
+    GenerateOptions share = opt;
+    share.rollout_base = {2};  // group 1 alone: its rollouts are 2 and 3 of the step
+    const auto part = generate(inf, {all[1]}, share);
+    EXPECT_EQ(part[0][0].tokens, whole[1][0].tokens);
+    EXPECT_EQ(part[0][1].tokens, whole[1][1].tokens);
+    const auto unbased = generate(inf, {all[1]}, opt);  // the control: numbered from 0 it samples otherwise
+    EXPECT_NE(unbased[0][0].tokens, whole[1][0].tokens);
 }
 
 // ---- through mpirun -----------------------------------------------------------------------
