@@ -1,7 +1,7 @@
 // comm_nccl.h: NCCL communicators for GPU ranks (one GPU per rank). Their collectives take DEVICE
 // pointers and finish before returning (the communicator's own stream is synchronized), so a caller
-// may read the result right away. Available when the build found nccl.h (Makefile: RUSCA_NCCL);
-// otherwise each call below is an Error saying NCCL was not built.
+// may read the result right away. Available when the build found nccl.h (Makefile: RUSCA_NCCL) and
+// in the emulator build (its own NCCL); otherwise each call below is an Error saying NCCL was not built.
 #pragma once
 #include <memory>
 #include <string>

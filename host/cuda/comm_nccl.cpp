@@ -1,10 +1,11 @@
-// comm_nccl.cpp: the NCCL communicator (comm_nccl.h). Not in the emulator build: the emulator
-// provides no NCCL, and there the calls say so.
+// comm_nccl.cpp: the NCCL communicator (comm_nccl.h). Built with NVIDIA's NCCL when nccl.h was
+// found, and in the emulator build against the emulator's NCCL (cuda/emu/nccl.cpp: ranks as threads
+// of one process), where tests/test_cuda_comm.cpp runs it with several ranks.
 #include "host/comm_nccl.h"
 
 #include "host/error.h"
 
-#if defined(RUSCA_CUDA) && defined(RUSCA_NCCL) && !defined(RUSCA_EMU)
+#if defined(RUSCA_CUDA) && (defined(RUSCA_NCCL) || defined(RUSCA_EMU))
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <unistd.h>
@@ -132,7 +133,7 @@ std::unique_ptr<Comm> make_nccl_comm_from_file(const std::string& id_file, const
 namespace rusca {
 
 namespace {
-const char* kWhy = "NCCL was not built (no nccl.h when this rusca was compiled, or the emulator build)";
+const char* kWhy = "NCCL was not built (no nccl.h when this rusca was compiled)";
 }
 
 bool nccl_built() { return false; }
