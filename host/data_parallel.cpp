@@ -20,10 +20,9 @@ DataParallel::DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage
 }
 
 void DataParallel::require_supported(const Model& model) const {
-    if (!active()) return;
-    check(model.device() == std::string("cpu"),
-          std::string("data-parallel training (") + std::to_string(world()) + " ranks" + (zero_ ? ", --zero 1" : "") +
-              ") runs on the CPU backend only in this build; use --device cpu or a single rank without --zero");
+    check(zero_ == 0 || model.device() == std::string("cpu"),
+          std::string("--zero 1 runs on the CPU backend only in this build (on ") + model.device() +
+              ", data parallel keeps AdamW replicated): use --device cpu, or leave out --zero");
 }
 
 std::string DataParallel::describe() const {
@@ -61,25 +60,39 @@ float DataParallel::global_token_mean(Model& model, float loss, long& tokens) {
     tokens = long(s[1]);
     const double mean = s[0] / s[1];
     if (!std::isfinite(mean)) return std::numeric_limits<float>::quiet_NaN();
-    // d(global mean)/dw = sum over ranks of (local tokens / global tokens) * d(local mean)/dw.
-    cpu::scale(model.grads(), layout_.total, local > 0 ? float(double(local) / s[1]) : 0.0f);
+    // d(global mean)/dw = sum over ranks of (local tokens / global tokens) * d(local mean)/dw; step()
+    // applies the factor to the gradients it reduces.
+    grad_scale_ = local > 0 ? float(double(local) / s[1]) : 0.0f;
     return float(mean);
 }
 
 float DataParallel::step(Model& model, AdamW& adam, float lr) {
     if (!active()) return model.optimizer_step(adam, lr);
-    if (zero_) return zero1_step(model, adam, lr);
-    comm_.all_reduce(model.grads(), layout_.total, ReduceOp::Sum);
-    return model.optimizer_step(adam, lr);  // identical inputs: every rank makes the same update
+    float* grads = model.grads();  // the CPU backend's own array; a device backend's host copy
+    if (grad_scale_ != 1.0f) cpu::scale(grads, layout_.total, grad_scale_);
+    grad_scale_ = 1.0f;
+    if (zero_) return zero1_step(model, grads, adam, lr);
+    comm_.all_reduce(grads, layout_.total, ReduceOp::Sum);
+    // Identical inputs on every rank: every rank makes the same update.
+    if (model.device() == std::string("cpu")) return model.optimizer_step(adam, lr);
+    // A device backend: AdamW on the host over the reduced copy (its gradients were not replaced), then
+    // the weights go back up, and the moments too, where its checkpoints read them.
+    model.download_params();
+    const float norm = adam.step(model.params(), grads, lr);
+    if (std::isfinite(norm)) {
+        model.upload_params();
+        model.upload_optimizer(adam);
+    }
+    return norm;
 }
 
 // Reduce-scatter the gradients, global norm from the slices' sums of squares, clip, AdamW on this
 // rank's slice (tensor by tensor where the slice cuts them: weight decay is per tensor), all-gather.
-float DataParallel::zero1_step(Model& model, AdamW& adam, float lr) {
+float DataParallel::zero1_step(Model& model, const float* grads, AdamW& adam, float lr) {
     const size_t W = size_t(world()), n = hi_ - lo_;
     float* params = model.params();
     buf_.assign(W * chunk_, 0.0f);  // padded to whole slices
-    std::copy(model.grads(), model.grads() + layout_.total, buf_.begin());
+    std::copy(grads, grads + layout_.total, buf_.begin());
     slice_.resize(chunk_);
     comm_.reduce_scatter(buf_.data(), slice_.data(), chunk_);
     const float norm = float(std::sqrt(sum(cpu::sum_squares(slice_.data(), n))));

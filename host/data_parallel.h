@@ -30,7 +30,9 @@ public:
     int zero() const { return zero_; }
     // Whether the loops must reduce anything (several ranks, or ZeRO asked on one).
     bool active() const { return world() > 1 || zero_ > 0; }
-    // Error unless `model` is one this layer can reduce (the CPU backend; on CUDA it says so).
+    // Error unless this layer can train `model` as asked: ZeRO-1 on the CPU backend only. A device
+    // backend trains data parallel with its gradients reduced and AdamW run on the host (correct,
+    // not fast: the NCCL path of comm_nccl.h is not wired to it yet).
     void require_supported(const Model& model) const;
     // "rank 1 of 4, mpi, ZeRO-1", for the start-up line.
     std::string describe() const;
@@ -46,9 +48,10 @@ public:
     double max(double x);
     bool any(bool b);
 
-    // SFT: scales the local gradients of a token-mean loss over `tokens` counted positions so that
-    // their sum over ranks is the gradient of the mean over all ranks' tokens; returns that global
-    // mean loss and sets `tokens` to the global count. A non-finite loss on any rank returns NaN on all.
+    // SFT: weights the local gradients of a token-mean loss over `tokens` counted positions (in the
+    // next step()) so that their sum over ranks is the gradient of the mean over all ranks' tokens;
+    // returns that global mean loss and sets `tokens` to the global count. A non-finite loss on any
+    // rank returns NaN on all.
     float global_token_mean(Model& model, float loss, long& tokens);
 
     // Sums the (already weighted) local gradients over ranks, then clip + AdamW, replicated or
@@ -62,12 +65,13 @@ public:
     void full_moments(const AdamW& adam, std::vector<float>& m, std::vector<float>& v);
 
 private:
-    float zero1_step(Model& model, AdamW& adam, float lr);
+    float zero1_step(Model& model, const float* grads, AdamW& adam, float lr);
     void gather(const std::vector<float>& slice, std::vector<float>& full);
 
     Comm& comm_;
     const ParamLayout& layout_;
     int zero_;
+    float grad_scale_ = 1.0f;             // this rank's weight in the global mean, applied by step()
     size_t chunk_ = 0, lo_ = 0, hi_ = 0;  // ZeRO-1: each rank's padded slice size; this rank's [lo, hi)
     std::vector<float> buf_, slice_;     // ZeRO-1 scratch: padded full array, this rank's gradient slice
 };
