@@ -31,6 +31,11 @@ ifneq ($(NVCC),)
   CXXFLAGS   += -DRUSCA_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -ldl -lrt
   CU_OBJS    := $(CU_SRCS:%.cu=$(BUILD)/obj/%.o)
+  # NCCL (multi-GPU data parallel, host/cuda/comm_nccl.cpp) when its header is there.
+  ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
+    CXXFLAGS += -DRUSCA_NCCL=1
+    LDLIBS   += -lnccl
+  endif
   TEST_CU_OBJS := $(TEST_CU_SRCS:%.cu=$(BUILD)/obj/%.o)
   BACKENDS   := CPU + CUDA (sm_90a)
 else
@@ -51,6 +56,12 @@ EMU_OBJS  := $(EMU_HOST_SRCS:%.cpp=$(EMU)/obj/%.o) $(CU_SRCS:%.cu=$(EMU)/obj/%.o
              $(patsubst %.cpp,$(EMU)/obj/%.o,$(wildcard cuda/emu/*.cpp))
 SHARED_OBJS := $(filter-out $(EMU_HOST_SRCS:%.cpp=$(BUILD)/obj/%.o),$(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o))
 EMU_LDLIBS := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread -lboost_context -ldl
+
+# Data parallel on CPU ranks: the MPI communicator is a plugin, build/lib/librusca_mpi.so, that rusca
+# dlopens only when mpirun / srun started several ranks, so the binary starts where libmpi is absent.
+# Built when pkg-config knows an MPI (Debian: libopenmpi-dev, which install_deps.sh installs), else
+# skipped with a note: the MPI is looked up when the rule runs, after install_deps.sh.
+MPI_PLUGIN := $(BUILD)/lib/librusca_mpi.so
 
 HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
@@ -81,14 +92,21 @@ $(BUILD)/obj/%.o: %.cu | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(BUILD)/rusca: $(BUILD)/obj/host/main.o $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
+$(MPI_PLUGIN): host/mpi/comm_mpi.cpp | $(DEPS_OK)
+	@pc=$$(for p in ompi-c mpich mpi; do pkg-config --exists $$p 2>/dev/null && { echo $$p; break; }; done); \
+	if [ -z "$$pc" ]; then echo "no MPI (pkg-config ompi-c/mpich/mpi): $@ not built, one rank only"; exit 0; fi; \
+	mkdir -p $(BUILD)/lib $(BUILD)/obj/host/mpi; \
+	cmd="$(CXX) -std=c++17 -O2 -Wall -Wextra -fPIC -shared -I. -MMD -MP -MF $(BUILD)/obj/host/mpi/comm_mpi.d \
+	    $$(pkg-config --cflags $$pc) $< -o $@ $$(pkg-config --libs $$pc)"; echo $$cmd; $$cmd
+
+$(BUILD)/rusca: $(BUILD)/obj/host/main.o $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED) $(MPI_PLUGIN)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/obj/tests/%.o: tests/%.cu | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DRUSCA_CUDA=1 -c $< -o $@
 
-$(BUILD)/rusca_tests: $(TEST_OBJS) $(TEST_CU_OBJS) $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED)
+$(BUILD)/rusca_tests: $(TEST_OBJS) $(TEST_CU_OBJS) $(HOST_OBJS) $(CU_OBJS) | $(BUNDLED) $(MPI_PLUGIN)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lgtest
 
 $(EMU)/obj/%.o: %.cpp | $(DEPS_OK)
@@ -107,7 +125,7 @@ $(EMU)/obj/tests/%.o: tests/%.cu | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
 
-$(BUILD)/rusca-emu: $(BUILD)/obj/host/main.o $(SHARED_OBJS) $(EMU_OBJS) | $(BUNDLED)
+$(BUILD)/rusca-emu: $(BUILD)/obj/host/main.o $(SHARED_OBJS) $(EMU_OBJS) | $(BUNDLED) $(MPI_PLUGIN)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(EMU_LDLIBS)
 
 EMU_TESTS_BIN ?= $(BUILD)/rusca_emu_tests

@@ -5,9 +5,31 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "comm.h"
+#include "comm_nccl.h"
+#include "fileio.h"
 #include "gpu.h"
 
 namespace rusca {
+
+namespace {
+
+// The data-parallel view: which rank this is, through what, and the device it trains on.
+void print_ranks(const std::vector<GpuInfo>& gpus) {
+    const std::string plugin = mpi_plugin_path();
+    std::printf("MPI: %s\n", file_exists(plugin) ? ("plugin " + plugin).c_str() : "not built (no MPI found at build time)");
+    std::printf("NCCL: %s\n", nccl_version().c_str());
+    const LaunchInfo li = launch_info();
+    Comm& comm = world();
+    // Every rank trains on the first GPU it sees: one GPU per rank comes from the launcher.
+    std::string device = gpus.empty() ? std::string("CPU") : "GPU 0 of the " + std::to_string(gpus.size()) + " it sees";
+    if (gpus.size() > 1 && comm.size() > 1)
+        device += " (give each rank its own: CUDA_VISIBLE_DEVICES=<local rank> or srun --gpus-per-task=1)";
+    std::printf("rank %d of %d (launcher variable: %s, communicator: %s, local rank %d): %s\n", comm.rank(), comm.size(),
+                li.source.c_str(), comm.backend(), li.local_rank, device.c_str());
+}
+
+}  // namespace
 
 void add_info_command(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("info", "Show the build (CPU / CUDA) and the GPUs with their memory");
@@ -21,6 +43,7 @@ void add_info_command(CLI::App& app) {
             std::printf("GPU %d: %s, compute capability %d.%d, %d SMs, %.1f GiB total, %.1f GiB free\n", g.index,
                         g.name.c_str(), g.cc_major, g.cc_minor, g.sm_count, g.total_bytes / 1073741824.0,
                         g.free_bytes / 1073741824.0);
+        print_ranks(gpus);
     });
 }
 

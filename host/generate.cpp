@@ -46,6 +46,7 @@ std::vector<std::vector<Completion>> generate(const CpuInference& model, const s
                                               const GenerateOptions& opt) {
     opt.sampling.validate();
     check(opt.max_new_tokens > 0, "max_new_tokens must be positive");
+    check(opt.rollout_base.empty() || opt.rollout_base.size() == groups.size(), "rollout_base: one id per group");
     // One prefill per distinct full prefix.
     std::map<std::vector<int>, std::pair<KvCache, std::vector<float>>> prefills;
     std::vector<Rollout> rollouts;
@@ -86,7 +87,8 @@ std::vector<std::vector<Completion>> generate(const CpuInference& model, const s
     for (size_t g = 0; g < groups.size(); g++) out[g].resize(groups[g].prefixes.size());
 #pragma omp parallel for schedule(dynamic)
     for (size_t r = 0; r < rollouts.size(); r++)
-        out[rollouts[r].group][rollouts[r].index] = decode(model, rollouts[r], r, opt);
+        out[rollouts[r].group][rollouts[r].index] =
+            decode(model, rollouts[r], rollout_rng_id(opt, r, rollouts[r].group, rollouts[r].index), opt);
     return out;
 }
 

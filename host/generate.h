@@ -23,7 +23,15 @@ struct GenerateOptions {
     int max_new_tokens = 256;
     std::vector<int> stop_tokens;  // generation of a rollout ends after emitting one of these
     uint64_t seed = 0;
+    // Per group, the RNG id of its first rollout, so that a data-parallel rank's share of a step
+    // samples what the whole step would on one rank; empty: ids 0, 1, 2, ... in call order.
+    std::vector<uint64_t> rollout_base;
 };
+
+// The RNG id of rollout `index` of group `group`, the `r`-th of the call (see rollout_base).
+inline uint64_t rollout_rng_id(const GenerateOptions& opt, size_t r, size_t group, size_t index) {
+    return opt.rollout_base.empty() ? uint64_t(r) : opt.rollout_base[group] + index;
+}
 
 struct Completion {
     std::vector<int> tokens;      // generated tokens, the stop token included when one was hit
@@ -35,7 +43,7 @@ struct Completion {
 std::string completion_text(const Tokenizer& tok, const Completion& c);
 
 // Completions [group][rollout]. Rollout r of the whole call (groups flattened in order) draws its
-// random numbers from counter (seed, r, step).
+// random numbers from counter (seed, rollout_rng_id(r), step).
 std::vector<std::vector<Completion>> generate(const CpuInference& model, const std::vector<PromptGroup>& groups,
                                               const GenerateOptions& opt);
 

@@ -4,7 +4,19 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "comm.h"
 #include "error.h"
+
+// Prints the error; on one of several ranks (mpirun, srun), then ends every rank of the job, which
+// would otherwise wait forever in their next collective.
+static int fail(const char* what) {
+    if (rusca::world_is_parallel()) {
+        std::fprintf(stderr, "rusca: error: rank %d: %s\n", rusca::world().rank(), what);
+        rusca::world().abort(1);
+    }
+    std::fprintf(stderr, "rusca: error: %s\n", what);
+    return 1;
+}
 
 int main(int argc, char** argv) {
     CLI::App app{"rusca: Rubric-Scaffolded RL (RuscaRL) trainer for Llama/Qwen-family models, C++/CUDA"};
@@ -26,11 +38,9 @@ int main(int argc, char** argv) {
         // --help exits 0; a bad flag or value prints CLI11's message (it names the flag) and exits 2.
         return app.exit(e) == 0 ? 0 : 2;
     } catch (const rusca::Error& e) {
-        std::fprintf(stderr, "rusca: error: %s\n", e.what());
-        return 1;
+        return fail(e.what());
     } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "rusca: error: out of host memory\n");
-        return 1;
+        return fail("out of host memory");
     }
     return 0;
 }

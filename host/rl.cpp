@@ -20,6 +20,7 @@
 #include "chat.h"
 #include "checker.h"
 #include "checkpoint.h"
+#include "data_parallel.h"
 #include "error.h"
 #include "engine.h"
 #include "eval.h"
@@ -85,11 +86,40 @@ struct Minibatch {
     long tokens = 0;  // counted response tokens of all micro-batches
 };
 
+// Data parallel: each rank generated and judged its own groups (`own`). Their outcomes (reward,
+// length, whether the response stopped, every criterion's verdict and mask) are summed into every
+// rank's copy of the step, so advantages (batch std too), metrics and alarms are the single-rank
+// ones. All ranks drew the same prompts, so the flat layout below is the same on all. Returns the
+// response lengths of the whole step.
+std::vector<double> share_outcomes(DataParallel& dp, std::vector<Rollout>& rollouts,
+                                   const std::vector<const RubricExample*>& prompts, const std::vector<size_t>& own) {
+    std::vector<double> lengths(rollouts.size());
+    for (size_t k : own) lengths[k] = double(rollouts[k].completion.tokens.size());
+    if (!dp.active()) return lengths;
+    std::vector<size_t> at(rollouts.size() + 1, 0);  // rollout k's values start at at[k]
+    for (size_t k = 0; k < rollouts.size(); k++) at[k + 1] = at[k] + 3 + 2 * prompts[rollouts[k].prompt]->rubrics.size();
+    std::vector<double> v(at.back(), 0.0);
+    for (size_t k : own) {
+        const Rollout& r = rollouts[k];
+        v[at[k]] = r.reward, v[at[k] + 1] = lengths[k], v[at[k] + 2] = r.completion.stopped;
+        for (size_t c = 0; c < r.met.size(); c++) v[at[k] + 3 + 2 * c] = r.met[c], v[at[k] + 4 + 2 * c] = r.failed[c];
+    }
+    dp.sum(v);
+    for (size_t k = 0; k < rollouts.size(); k++) {
+        Rollout& r = rollouts[k];
+        const size_t n = prompts[r.prompt]->rubrics.size();
+        r.reward = v[at[k]], lengths[k] = v[at[k] + 1], r.completion.stopped = v[at[k] + 2] != 0;
+        r.met.assign(n, false), r.failed.assign(n, false);
+        for (size_t c = 0; c < n; c++) r.met[c] = v[at[k] + 3 + 2 * c] != 0, r.failed[c] = v[at[k] + 4 + 2 * c] != 0;
+    }
+    return lengths;
+}
+
 // share = what fraction of the minibatch's aggregate a micro-batch's own aggregate is: its counted
 // tokens (token-mean) or its sequences (seq-mean-*); Dr. GRPO divides by S * budget (the minibatch's
 // sequences times the CONSTANT generation budget, --max-new-tokens, not the longest response: that
 // would up-weight batches of short answers), which the micro-batches are given instead (share 1).
-void set_shares(Minibatch& mb, cpu::GrpoAgg agg, int budget) {
+void set_shares(Minibatch& mb, cpu::GrpoAgg agg, int budget, DataParallel& dp) {
     long seqs = 0, S = 0;
     std::vector<long> tokens, nonempty;
     for (const GrpoBatch& b : mb.micro) {
@@ -101,6 +131,11 @@ void set_shares(Minibatch& mb, cpu::GrpoAgg agg, int budget) {
         for (size_t n = 0; n < b.mask.size(); n++) has[b.seq[n]] = has[b.seq[n]] || b.mask[n] != 0;
         for (bool h : has) nonempty.back() += h;
         seqs += nonempty.back(), S += b.S;
+    }
+    if (dp.active()) {  // the minibatch's aggregate is over every rank's part of it
+        std::vector<double> totals = {double(mb.tokens), double(seqs), double(S)};
+        dp.sum(totals);
+        mb.tokens = long(totals[0]), seqs = long(totals[1]), S = long(totals[2]);
     }
     for (size_t i = 0; i < mb.micro.size(); i++) {
         if (agg == cpu::GrpoAgg::SeqMeanTokenSumNorm) {
@@ -123,7 +158,7 @@ struct UpdateStats {
 // One optimizer step on one minibatch: fused GRPO loss on the response positions, backward through
 // the trunk (micro-batch by micro-batch, gradients accumulating), AdamW with clipping. Only a
 // non-finite loss or gradient norm skips the update (and says so); any other error stops the run.
-UpdateStats update(Model& m, AdamW& adam, const Minibatch& mb, const RlOptions& opt) {
+UpdateStats update(Model& m, AdamW& adam, const Minibatch& mb, const RlOptions& opt, DataParallel& dp) {
     UpdateStats st;
     m.zero_grad();
     for (size_t i = 0; i < mb.micro.size(); i++) {
@@ -135,9 +170,23 @@ UpdateStats update(Model& m, AdamW& adam, const Minibatch& mb, const RlOptions& 
         st.loss.pg_loss += s.pg_loss, st.loss.kl_loss += s.kl_loss, st.loss.ppo_kl += w * s.ppo_kl;
         st.loss.kl_mean += w * s.kl_mean, st.loss.clip_frac += w * s.clip_frac;
         st.loss.dual_clip_frac += w * s.dual_clip_frac, st.loss.entropy_mean += w * s.entropy_mean;
-        if (!std::isfinite(s.loss)) return st.skipped = true, st;
+        if (!std::isfinite(s.loss)) {
+            st.skipped = true;
+            break;
+        }
     }
-    st.grad_norm = m.optimizer_step(adam, opt.lr);
+    if (dp.active()) {  // shares and weights are global: the sums over ranks are the minibatch's
+        std::vector<double> v = {st.loss.loss,       double(st.loss.tokens), st.loss.kl_mean,      st.loss.clip_frac,
+                                 st.loss.dual_clip_frac, st.loss.entropy_mean, st.loss.pg_loss, st.loss.kl_loss,
+                                 st.loss.ppo_kl};
+        dp.sum(v);
+        st.loss.loss = v[0], st.loss.tokens = long(v[1]), st.loss.kl_mean = v[2], st.loss.clip_frac = v[3];
+        st.loss.dual_clip_frac = v[4], st.loss.entropy_mean = v[5], st.loss.pg_loss = v[6], st.loss.kl_loss = v[7];
+        st.loss.ppo_kl = v[8];
+        st.skipped = dp.any(st.skipped);
+    }
+    if (st.skipped) return st;
+    st.grad_norm = dp.step(m, adam, opt.lr);
     st.skipped = !std::isfinite(st.grad_norm);
     return st;
 }
@@ -253,6 +302,8 @@ void validate(const RlOptions& o) {
 RlResult run_rl(const RlOptions& opt) {
     if (opt.threads > 0) omp_set_num_threads(opt.threads);
     RlOptions o = opt;
+    const bool root = world().rank() == 0;  // brings MPI up first, so a failure below ends every rank
+    o.quiet = o.quiet || !root;             // data parallel: rank 0 prints, logs and saves
     o.loss.temperature = o.sampling.temperature;  // log-probs are taken at the sampling temperature
     validate(o);
 
@@ -317,6 +368,9 @@ RlResult run_rl(const RlOptions& opt) {
         o.loss.beta > 0 && !o.schedule_only ? load_model(o.policy, device, /*frozen=*/true) : nullptr;
     const ParamLayout& layout = policy->layout;
     AdamW adam(layout, o.adam);
+    DataParallel dp(world(), layout, o.zero);
+    dp.require_supported(*policy);
+    if (dp.active() && !o.quiet) std::fprintf(stderr, "rusca rl: data parallel, %s\n", dp.describe().c_str());
     EpochSampler sampler(data.size(), o.seed);
     const std::string metrics_path = o.out + "/metrics.jsonl";
     // Settings a resumed run must share with the saved one (host/rl_settings.h).
@@ -326,19 +380,22 @@ RlResult run_rl(const RlOptions& opt) {
     if (!ckpt.empty()) {
         TrainState st = load_train_state(ckpt, layout);
         expect_same_settings(st, settings, ckpt);
-        start = restore_training(ckpt, st, layout, policy->params(), adam, sampler, metrics_path);
+        start = restore_training(ckpt, st, layout, policy->params(), adam, sampler, dp.root() ? metrics_path : "");
         policy->upload_params();
         policy->upload_optimizer(adam);
         if (!o.quiet) std::fprintf(stderr, "rusca rl: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
+    dp.shard_moments(adam);
     make_dirs(o.out);
-    write_file_atomic(o.out + "/settings.json", json(settings).dump(2) + "\n");
-    std::ofstream metrics(metrics_path, std::ios::app);
+    if (dp.root()) write_file_atomic(o.out + "/settings.json", json(settings).dump(2) + "\n");
+    std::ofstream metrics(dp.root() ? metrics_path : "/dev/null", std::ios::app);  // metrics are reduced: rank 0's
     check(metrics.good(), metrics_path + ": cannot open for writing");
     auto save = [&](int step) {
         policy->download_params();
         policy->download_optimizer(adam);
         TrainState st = training_state(step, adam, sampler);
+        dp.full_moments(adam, st.m, st.v);  // a collective under ZeRO-1: every rank takes part
+        if (!dp.root()) return std::string();
         st.meta.insert(settings.begin(), settings.end());
         return save_checkpoint(o.out, step, policy->config, layout, policy->params(), st, tok.path());
     };
@@ -353,13 +410,13 @@ RlResult run_rl(const RlOptions& opt) {
     RlResult result;
     int step = start;
     const int last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
-    if (start == 0 && !held.empty() && o.eval_every > 0 && !o.schedule_only) {  // the starting point of the curve
+    if (start == 0 && !held.empty() && o.eval_every > 0 && !o.schedule_only && dp.root()) {  // the starting point of the curve
         json m0 = {{"step", 0}};
         m0.update(eval_metrics(*policy, *policy_engine, tok, *judge_backend, held, gen, o.seed));
         metrics << m0.dump() << "\n" << std::flush;
         if (!o.quiet) std::fprintf(stderr, "step    0 | %s\n", eval_summary(m0).c_str());
     }
-    while (step < last && !stop.requested()) {
+    while (step < last && !dp.any(stop.requested())) {
         step++;
         json m = {{"step", step}, {"lambda_step", o.scaffold ? o.schedule.lambda_step(step, o.steps) : 0.0}};
 
@@ -383,59 +440,73 @@ RlResult run_rl(const RlOptions& opt) {
         }
 
         // 3. generate: scaffold (a system turn) + the prompt's own chat tokens; identical prefixes share a prefill
+        //    Data parallel: this rank's groups only (dp.owns), sampled as on one rank (rollout_base).
         auto t0 = Clock::now();
+        std::vector<int> mine;
+        for (int p = 0; p < P; p++)
+            if (dp.owns(p)) mine.push_back(p);
         std::vector<std::vector<int>> bare(P);
-        std::vector<PromptGroup> groups(P);
-        for (int p = 0; p < P; p++) {
+        std::vector<PromptGroup> groups(mine.size());
+        GenerateOptions step_gen = gen;
+        step_gen.seed = step_seed(o.seed, step, 2);
+        for (size_t j = 0; j < mine.size(); j++) {
+            const int p = mine[j];
             bare[p] = chat_prefix_tokens(tok, "", prompts[p]->prompt);
             std::vector<int> prompt = chat_prompt_tokens(tok, prompts[p]->prompt);
             bare[p].insert(bare[p].end(), prompt.begin(), prompt.end());
-            groups[p].prompt = prompt;
-            for (int i = 0; i < G; i++) groups[p].prefixes.push_back(chat_prefix_tokens(tok, rollouts[p * G + i].scaffold.text, prompts[p]->prompt));
+            groups[j].prompt = prompt;
+            for (int i = 0; i < G; i++) groups[j].prefixes.push_back(chat_prefix_tokens(tok, rollouts[p * G + i].scaffold.text, prompts[p]->prompt));
+            step_gen.rollout_base.push_back(uint64_t(p) * G);
         }
-        gen.seed = step_seed(o.seed, step, 2);
         policy->synchronize();  // the last update is in the weights the engine reads
-        auto completions = policy_engine->generate(groups, gen);
+        auto completions = groups.empty() ? std::vector<std::vector<Completion>>{} : policy_engine->generate(groups, step_gen);
+        std::vector<size_t> own;  // this rank's rollouts, by index in the step
         long gen_tokens = 0;
-        for (size_t k = 0; k < rollouts.size(); k++) {
-            rollouts[k].completion = completions[k / G][k % G];
-            gen_tokens += long(rollouts[k].completion.tokens.size());
-        }
+        for (size_t j = 0; j < mine.size(); j++)
+            for (int i = 0; i < G; i++) {
+                own.push_back(size_t(mine[j]) * G + i);
+                rollouts[own.back()].completion = completions[j][i];
+                gen_tokens += long(completions[j][i].tokens.size());
+            }
+        if (dp.active()) gen_tokens = long(dp.sum(double(gen_tokens)));
         m["rollout_s"] = seconds_since(t0), m["rollout_tokens_per_s"] = gen_tokens / seconds_since(t0);
 
         // 4. judge the bare conversation + response (never the scaffold); reward; group advantages
         t0 = Clock::now();
         std::vector<JudgeItem> items;
-        for (const Rollout& r : rollouts) items.push_back({prompts[r.prompt], completion_text(tok, r.completion)});
-        auto verdicts = o.checker_reward ? checker_judgements(items) : judge_backend->judge(items);
+        for (size_t k : own) items.push_back({prompts[rollouts[k].prompt], completion_text(tok, rollouts[k].completion)});
+        auto verdicts = o.checker_reward || items.empty() ? checker_judgements(items) : judge_backend->judge(items);
         // Criteria the judge could not answer are masked out of the reward (host/judge_backend.h).
         long unscored = 0;
-        const std::vector<double> rewards = group_rewards(items, verdicts, G, &unscored);
-        long criteria = 0;
-        for (size_t k = 0; k < rollouts.size(); k++) {
-            Rollout& r = rollouts[k];
-            const RubricExample& ex = *prompts[r.prompt];
-            for (size_t c = 0; c < ex.rubrics.size(); c++) {
-                r.met.push_back(verdicts[k][c].met);
-                r.failed.push_back(verdicts[k][c].failed);
-            }
-            criteria += long(ex.rubrics.size());
-            r.reward = rewards[k];
+        const std::vector<double> own_rewards = group_rewards(items, verdicts, G, &unscored);
+        for (size_t j = 0; j < own.size(); j++) {
+            Rollout& r = rollouts[own[j]];
+            for (const Verdict& v : verdicts[j]) r.met.push_back(v.met), r.failed.push_back(v.failed);
+            r.reward = own_rewards[j];
         }
-        m["judge_failed"] = count_failed(verdicts), m["judge_unscored"] = unscored;
-        if (!o.checker_reward) m.update(judge_backend->last_stats());
+        //    every rank's outcomes, summed into the step: the advantages (batch std too) and the
+        //    metrics are then the single-rank ones
+        const std::vector<double> lengths = share_outcomes(dp, rollouts, prompts, own);
+        std::vector<double> counts = {double(count_failed(verdicts)), double(unscored)};
+        if (dp.active()) dp.sum(counts);
+        std::vector<double> rewards;
+        long criteria = 0;
+        for (const Rollout& r : rollouts) rewards.push_back(r.reward), criteria += long(r.met.size());
+        m["judge_failed"] = counts[0], m["judge_unscored"] = counts[1];
+        if (!o.checker_reward) m.update(judge_backend->last_stats());  // this rank's requests
         std::vector<float> adv = group_advantages(rewards, G, o.adv_norm);
         for (size_t k = 0; k < rollouts.size(); k++) rollouts[k].advantage = adv[k];
         m["judge_s"] = seconds_since(t0), m["judge_criteria_per_s"] = criteria / seconds_since(t0);
         double mean = 0, var = 0, len = 0;
         for (double r : rewards) mean += r / rewards.size();
         for (double r : rewards) var += (r - mean) * (r - mean) / rewards.size();
-        for (const Rollout& r : rollouts) len += double(r.completion.tokens.size()) / rollouts.size();
+        for (double l : lengths) len += l / rollouts.size();
         m["reward_mean"] = mean, m["reward_std"] = std::sqrt(var), m["response_len_mean"] = len;
         m["reward_by_rollout"] = mean_by_rollout(rollouts, G, [](const Rollout& r) { return r.reward; });
         m.update(rollout_metrics(rollouts, prompts, G));  // zero-variance groups, truncation, met rates
         m["prompts_filtered_overlong"] = overlong;
-        if (o.dump_every > 0 && step % o.dump_every == 0) write_rollout_dump(o.out, step, rollouts, prompts, G, tok, gen.seed);
+        if (o.dump_every > 0 && step % o.dump_every == 0)
+            write_rollout_dump(o.out, step, rollouts, prompts, G, tok, step_gen.seed, &own, dp.world() > 1 ? dp.rank() : -1);
 
         // 5. old and reference log-probs on the bare prompt, before any update of this step
         t0 = Clock::now();
@@ -446,16 +517,18 @@ RlResult run_rl(const RlOptions& opt) {
         for (size_t first = 0; first < rollouts.size(); first += per) {
             Minibatch mb;
             const size_t end = std::min(rollouts.size(), first + per);
-            for (size_t from = first; from < end; from += micro) {
-                std::vector<Rollout*> part;
-                for (size_t k = from; k < std::min(end, from + micro); k++) part.push_back(&rollouts[k]);
+            std::vector<Rollout*> mb_own;  // this rank's part of the minibatch
+            for (size_t k = first; k < end; k++)
+                if (dp.owns(rollouts[k].prompt)) mb_own.push_back(&rollouts[k]);
+            for (size_t from = 0; from < mb_own.size(); from += micro) {
+                std::vector<Rollout*> part(mb_own.begin() + from, mb_own.begin() + std::min(mb_own.size(), from + micro));
                 GrpoBatch b = make_batch(part, bare, pad);
                 policy->keep_logprobs(b, o.loss.temperature, LogpKind::kOld);  // on the device on CUDA
                 if (reference) reference->keep_logprobs(b, o.loss.temperature, LogpKind::kReference);
                 update_flops += (reference ? 5 : 4) * forward_flops_per_token(policy->config, b.T) * b.B * b.T;
                 mb.micro.push_back(std::move(b));
             }
-            set_shares(mb, o.loss.agg, o.max_new_tokens);
+            set_shares(mb, o.loss.agg, o.max_new_tokens, dp);
             minibatches.push_back(std::move(mb));
         }
 
@@ -464,7 +537,7 @@ RlResult run_rl(const RlOptions& opt) {
         double loss = 0, pg_loss = 0, kl_loss = 0, ppo_kl = 0, kl = 0, clip = 0, dual = 0, entropy = 0, gnorm = 0;
         int applied = 0;
         for (const Minibatch& mb : minibatches) {
-            UpdateStats st = update(*policy, adam, mb, o);
+            UpdateStats st = update(*policy, adam, mb, o, dp);
             upd.push_back({{"loss", st.loss.loss}, {"grad_norm", st.grad_norm}, {"skipped", st.skipped}});
             if (st.skipped) continue;
             applied++;
@@ -486,7 +559,7 @@ RlResult run_rl(const RlOptions& opt) {
 
         // 7. eval, metrics, checkpoint
         if (device == "cuda") m["device_memory_used_bytes"] = gpu_memory_used();
-        if (!held.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
+        if (!held.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps) && dp.root()) {
             m.update(eval_metrics(*policy, *policy_engine, tok, *judge_backend, held, gen, o.seed));
         }
         const std::vector<std::string> alarms = step_alarms(m);
@@ -509,7 +582,7 @@ RlResult run_rl(const RlOptions& opt) {
     if (step > start && !o.schedule_only) result.last_checkpoint = save(step);
     else if (result.last_checkpoint.empty()) result.last_checkpoint = ckpt;
     result.last_step = step;
-    result.interrupted = stop.requested();
+    result.interrupted = dp.any(stop.requested());
     if (!o.quiet)
         std::fprintf(stderr, "rusca rl: %s at step %d; checkpoint %s\n", result.interrupted ? "interrupted" : "done", step,
                      result.last_checkpoint.empty() ? "(none)" : result.last_checkpoint.c_str());

@@ -51,6 +51,7 @@ struct RlOptions {
     int threads = 0;
     std::string device = "auto";                // cpu | cuda | auto (CUDA when a GPU is present)
     double memory_budget_gb = 0;                // CUDA: plan against this much, not the card's free memory (0)
+    int zero = 0;                               // data parallel: 1 = ZeRO-1 (AdamW moments sharded over the ranks)
 };
 
 struct RlResult {

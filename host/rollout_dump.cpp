@@ -1,6 +1,7 @@
 // rollout_dump.cpp: one JSONL file of a step's rollouts (rollout_dump.h has the fields).
 #include "rollout_dump.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -8,18 +9,20 @@
 
 namespace rusca {
 
-std::string rollout_dump_path(const std::string& out, int step) {
-    char name[32];
-    std::snprintf(name, sizeof name, "step_%06d.jsonl", step);
+std::string rollout_dump_path(const std::string& out, int step, int rank) {
+    char name[48];
+    if (rank >= 0) std::snprintf(name, sizeof name, "step_%06d.rank%d.jsonl", step, rank);
+    else std::snprintf(name, sizeof name, "step_%06d.jsonl", step);
     return out + "/rollouts/" + name;
 }
 
 void write_rollout_dump(const std::string& out, int step, const std::vector<Rollout>& rollouts,
                         const std::vector<const RubricExample*>& prompts, int G, const Tokenizer& tok,
-                        uint64_t sample_seed) {
+                        uint64_t sample_seed, const std::vector<size_t>* which, int rank) {
     using json = nlohmann::json;
     std::string text;
     for (size_t k = 0; k < rollouts.size(); k++) {
+        if (which && std::find(which->begin(), which->end(), k) == which->end()) continue;
         const Rollout& r = rollouts[k];
         const RubricExample& ex = *prompts[r.prompt];
         json shown = json::array(), criteria = json::array();
@@ -47,7 +50,7 @@ void write_rollout_dump(const std::string& out, int step, const std::vector<Roll
         text += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     }
     make_dirs(out + "/rollouts");
-    write_file_atomic(rollout_dump_path(out, step), text);
+    write_file_atomic(rollout_dump_path(out, step, rank), text);
 }
 
 }  // namespace rusca

@@ -18,12 +18,14 @@
 
 namespace rusca {
 
-// OUT/rollouts/step_<step, 6 digits>.jsonl
-std::string rollout_dump_path(const std::string& out, int step);
+// OUT/rollouts/step_<step, 6 digits>.jsonl; with rank >= 0, step_<step>.rank<rank>.jsonl
+std::string rollout_dump_path(const std::string& out, int step, int rank = -1);
 
 // Writes the step's file (atomically; an existing one, from a run resumed before this step, is replaced).
+// Data parallel: each rank writes the rollouts it generated (`which`, indices into rollouts) to its
+// own file (rank >= 0), since only it holds their text.
 void write_rollout_dump(const std::string& out, int step, const std::vector<Rollout>& rollouts,
                         const std::vector<const RubricExample*>& prompts, int G, const Tokenizer& tok,
-                        uint64_t sample_seed);
+                        uint64_t sample_seed, const std::vector<size_t>* which = nullptr, int rank = -1);
 
 }  // namespace rusca

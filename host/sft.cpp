@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "checkpoint.h"
+#include "data_parallel.h"
 #include "error.h"
 #include "fileio.h"
 #include "mfu.h"
@@ -50,7 +51,11 @@ float lr_at(const SftOptions& opt, int step) {
     return float(opt.lr * (opt.min_lr_ratio + (1.0 - opt.min_lr_ratio) * cosine));
 }
 
-SftResult run_sft(const SftOptions& opt) {
+SftResult run_sft(const SftOptions& options) {
+    // Data parallel (mpirun / srun): rank 0 alone prints, logs and writes checkpoints.
+    SftOptions opt = options;
+    const bool root = world().rank() == 0;  // brings MPI up first, so a failure below ends every rank
+    opt.quiet = opt.quiet || !root;
     if (opt.threads > 0) omp_set_num_threads(opt.threads);
     check(opt.schedule == "cosine" || opt.schedule == "constant",
           "--schedule: \"" + opt.schedule + "\" (expected cosine or constant)");
@@ -63,12 +68,14 @@ SftResult run_sft(const SftOptions& opt) {
     std::unique_ptr<Model> model = make_model(config, opt.device);
     const ParamLayout& layout = model->layout;
     AdamW adam(layout, opt.adam);
+    DataParallel dp(world(), layout, opt.zero);
+    dp.require_supported(*model);
     EpochSampler sampler(data.size(), opt.seed);
     if (opt.model.empty()) init_params(layout, model->params(), opt.seed);
     else load_params(opt.model, layout, model->params());
     if (!opt.quiet)
-        std::fprintf(stderr, "rusca sft: %s backend, %zu parameters, %zu training rows\n", model->device(), layout.total,
-                     data.size());
+        std::fprintf(stderr, "rusca sft: %s backend, %zu parameters, %zu training rows%s\n", model->device(), layout.total,
+                     data.size(), dp.active() ? ("; data parallel, " + dp.describe()).c_str() : "");
 
     // Resume: weights, AdamW moments and step, data position, from out/latest.
     int start = 0;
@@ -80,19 +87,23 @@ SftResult run_sft(const SftOptions& opt) {
         TrainState st = load_train_state(ckpt, layout);
         meta_expect(st, "batch", std::to_string(opt.batch), ckpt);
         meta_expect(st, "seq", std::to_string(opt.seq), ckpt);
-        start = restore_training(ckpt, st, layout, model->params(), adam, sampler, metrics_path);
+        start = restore_training(ckpt, st, layout, model->params(), adam, sampler, dp.root() ? metrics_path : "");
         model->upload_optimizer(adam);
         if (!opt.quiet) std::fprintf(stderr, "rusca sft: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
+    dp.shard_moments(adam);
     model->upload_params();
     make_dirs(opt.out);
-    std::ofstream metrics(metrics_path, std::ios::app);
+    // Other ranks log nowhere: their metrics are rank 0's (reduced before logging).
+    std::ofstream metrics(dp.root() ? metrics_path : "/dev/null", std::ios::app);
     check(metrics.good(), metrics_path + ": cannot open for writing");
 
     auto save = [&](int step, float loss) {
         model->download_params();
         model->download_optimizer(adam);
         TrainState st = training_state(step, adam, sampler);
+        dp.full_moments(adam, st.m, st.v);  // a collective under ZeRO-1: every rank takes part
+        if (!dp.root()) return std::string();
         st.meta.insert({{"batch", std::to_string(opt.batch)}, {"seq", std::to_string(opt.seq)},
                         {"seed", std::to_string(opt.seed)}, {"data", opt.data}, {"loss", std::to_string(loss)}});
         return save_checkpoint(opt.out, step, config, layout, model->params(), st, tok.path());
@@ -107,16 +118,25 @@ SftResult run_sft(const SftOptions& opt) {
     float loss = 0;
     int step = start;
     const int last = opt.stop_at > 0 ? std::min(opt.stop_at, opt.steps) : opt.steps;
-    while (step < last && !stop.requested()) {
+    // Every rank draws the whole batch in the same order and keeps rows [b0, b1).
+    const auto [b0, b1] = dp.share(size_t(B));
+    const int local_rows = int(b1 - b0);
+    while (step < last && !dp.any(stop.requested())) {
         step++;
         auto t0 = std::chrono::steady_clock::now();
-        for (int b = 0; b < B; b++) data.get(sampler.next(), &tokens[size_t(b) * T], &targets[size_t(b) * T]);
+        for (int b = 0; b < B; b++) {
+            const size_t row = sampler.next();
+            if (size_t(b) >= b0 && size_t(b) < b1)
+                data.get(row, &tokens[size_t(b - b0) * T], &targets[size_t(b - b0) * T]);
+        }
         model->zero_grad();
-        loss = model->forward_backward(tokens.data(), targets.data(), B, T);
-        nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens", model->counted_tokens()}};
+        loss = local_rows > 0 ? model->forward_backward(tokens.data(), targets.data(), local_rows, T) : 0.0f;
+        long counted = local_rows > 0 ? model->counted_tokens() : 0;
+        loss = dp.global_token_mean(*model, loss, counted);
+        nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens", counted}};
         const float lr = lr_at(opt, step);
         if (std::isfinite(loss)) {
-            const float norm = model->optimizer_step(adam, lr);
+            const float norm = dp.step(*model, adam, lr);
             if (std::isfinite(norm)) m["grad_norm"] = norm;
             else m["skipped"] = "non-finite gradient norm; update skipped";
         } else {
@@ -140,7 +160,7 @@ SftResult run_sft(const SftOptions& opt) {
     }
     if (step > start) result.last_checkpoint = save(step, loss);
     else result.last_checkpoint = ckpt;
-    result.interrupted = stop.requested();
+    result.interrupted = dp.any(stop.requested());
     if (!opt.quiet) {
         std::fprintf(stderr, "rusca sft: %s at step %d; checkpoint %s\n",
                      result.interrupted ? "interrupted" : "done", step, result.last_checkpoint.c_str());

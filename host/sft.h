@@ -26,6 +26,7 @@ struct SftOptions {
     std::string device = "auto";  // cpu | cuda | auto (CUDA when a GPU is present)
     int threads = 0;     // OpenMP threads; 0 keeps the default
     bool quiet = false;  // no progress lines
+    int zero = 0;        // data parallel: 1 = ZeRO-1 (AdamW moments sharded over the ranks)
 };
 
 struct SftResult {

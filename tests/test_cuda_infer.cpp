@@ -447,7 +447,6 @@ TEST(CudaInfer, JudgeMatchesTheCpuJudge) {
     }
 }
 
-
 // A KV pool reserved at construction (what the memory plan gives the RL rollout engine) is there
 // before the first call, serves calls that fit in it without growing, and changes no result; a call
 // that needs more still grows it.
@@ -478,6 +477,27 @@ TEST(CudaInfer, ReservedKvPoolServesCallsWithoutGrowing) {
 
     eo.reserve_kv_pool_bytes = eo.max_kv_pool_bytes + 1;
     EXPECT_THROW(CudaEngine(m.config, m.params.data(), eo), Error);
+}
+
+// Data parallel: a rank's share of a step's groups, generated with rollout_base, samples on the GPU
+// exactly what the whole step's call gives those groups (their rollouts keep their RNG ids).
+TEST(CudaInfer, RolloutBaseKeepsTheStepsSampling) {
+    SKIP_WITHOUT_GPU();
+    Models m(config_for(Family::Qwen2), 17);
+    std::mt19937 gen(4);
+    const int V = m.config.vocab_size;
+    std::vector<PromptGroup> all;
+    for (int g = 0; g < 3; g++) all.push_back({random_tokens(gen, 6 + 4 * g, V), std::vector<std::vector<int>>(3)});
+    GenerateOptions opt;
+    opt.max_new_tokens = 6, opt.seed = 5;
+    CudaEngine engine(m.config, m.params.data());
+    const auto whole = engine.generate(all, opt);
+    GenerateOptions share = opt;
+    share.rollout_base = {0, 6};  // groups 0 and 2 (rank 0 of 2): rollouts 0-2 and 6-8 of the step
+    const auto part = engine.generate({all[0], all[2]}, share);
+    expect_same({whole[0], whole[2]}, part, "a rank's share");
+    const auto unbased = engine.generate({all[2]}, opt);  // the control: numbered from 0 it samples otherwise
+    EXPECT_NE(unbased[0][0].tokens, whole[2][0].tokens);
 }
 
 }  // namespace

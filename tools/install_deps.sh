@@ -16,6 +16,9 @@ have_header utf8proc.h || need+=(libutf8proc-dev)  # NFC normalization (Qwen tok
 command -v curl-config >/dev/null || need+=(libcurl4-openssl-dev)  # the external judge's HTTP client (--judge-url): headers; libcurl.so.4 is loaded at run time
 have_header boost/context/detail/fcontext.hpp || need+=(libboost-context-dev)  # the SIMT emulator's fibers
 command -v g++ >/dev/null || need+=(g++)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v mpirun >/dev/null || need+=(openmpi-bin)                             # data parallel: launcher
+[ -e /usr/lib/x86_64-linux-gnu/pkgconfig/ompi-c.pc ] || need+=(libopenmpi-dev)  # data parallel: MPI plugin
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install_deps: installing missing Debian packages: ${need[*]}"
 SUDO=""

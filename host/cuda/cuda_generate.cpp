@@ -24,6 +24,7 @@ std::vector<std::vector<Completion>> CudaEngine::Impl::generate(const std::vecto
     Range range("CudaEngine::generate");
     gopt.sampling.validate();
     check(gopt.max_new_tokens > 0, "max_new_tokens must be positive");
+    check(gopt.rollout_base.empty() || gopt.rollout_base.size() == groups.size(), "rollout_base: one id per group");
     stats = CudaEngineStats{};
     const auto t_start = Clock::now();
 
@@ -136,7 +137,7 @@ std::vector<std::vector<Completion>> CudaEngine::Impl::generate(const std::vecto
     for (int b = 0; b < R; b++) {
         meta_at(kTok, b) = slot_of[roll_prefix[b]];  // the gather index: this rollout's prefix row of prefix_last
         meta_at(kStep, b) = 0;
-        seq_h[b] = uint64_t(b);
+        seq_h[b] = rollout_rng_id(gopt, b, roll_where[b].first, roll_where[b].second);
     }
     batch_rollouts = active;
     upload_meta(R);
@@ -172,7 +173,7 @@ std::vector<std::vector<Completion>> CudaEngine::Impl::generate(const std::vecto
             meta_at(kPrefixStart, b) = prefix_row[p], meta_at(kPrefixLen, b) = plen;
             meta_at(kOwnStart, b) = own_base + b * max_new, meta_at(kOwnLen, b) = j + 1;
             meta_at(kStep, b) = j + 1;
-            seq_h[b] = uint64_t(r);
+            seq_h[b] = rollout_rng_id(gopt, r, roll_where[r].first, roll_where[r].second);
         }
         batch_rollouts = active;
         upload_meta(B);

@@ -1,0 +1,79 @@
+// data_parallel.h: what sft and rl do differently on several ranks, kept out of their loops.
+//  - the data: every rank draws the whole step (same seed, same order) and keeps its share;
+//  - the loss: each rank weights its local mean by its share of the GLOBAL count (tokens, sequences)
+//    so that the sum over ranks is the mean over the global minibatch; counts are summed first;
+//  - the update: gradients summed over ranks, then clip + AdamW, either replicated (every rank
+//    updates everything) or ZeRO-1 (--zero 1): gradients reduce-scattered, each rank keeps the AdamW
+//    moments of its 1/N of the parameters, updates that slice, and the slices are all-gathered;
+//  - checkpoints hold the FULL state (moments gathered), written by rank 0, so a run resumes on any
+//    number of ranks.
+// One rank without ZeRO takes exactly the single-process path (model->optimizer_step).
+#pragma once
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "comm.h"
+#include "model.h"
+#include "optimizer.h"
+
+namespace rusca {
+
+class DataParallel {
+public:
+    DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage);
+
+    int rank() const { return comm_.rank(); }
+    int world() const { return comm_.size(); }
+    bool root() const { return rank() == 0; }
+    int zero() const { return zero_; }
+    // Whether the loops must reduce anything (several ranks, or ZeRO asked on one).
+    bool active() const { return world() > 1 || zero_ > 0; }
+    // Error unless this layer can train `model` as asked: ZeRO-1 on the CPU backend only. A device
+    // backend trains data parallel with its gradients reduced and AdamW run on the host (correct,
+    // not fast: the NCCL path of comm_nccl.h is not wired to it yet).
+    void require_supported(const Model& model) const;
+    // "rank 1 of 4, mpi, ZeRO-1", for the start-up line.
+    std::string describe() const;
+
+    // Items [first, last) of n that this rank takes: contiguous, sizes differ by at most one.
+    std::pair<size_t, size_t> share(size_t n) const;
+    // Item i (a prompt group) belongs to rank i mod world: every contiguous run of items, so every
+    // minibatch of a step, is spread evenly over the ranks.
+    bool owns(size_t item) const { return item % size_t(world()) == size_t(rank()); }
+
+    double sum(double x);
+    void sum(std::vector<double>& xs);
+    double max(double x);
+    bool any(bool b);
+
+    // SFT: weights the local gradients of a token-mean loss over `tokens` counted positions (in the
+    // next step()) so that their sum over ranks is the gradient of the mean over all ranks' tokens;
+    // returns that global mean loss and sets `tokens` to the global count. A non-finite loss on any
+    // rank returns NaN on all.
+    float global_token_mean(Model& model, float loss, long& tokens);
+
+    // Sums the (already weighted) local gradients over ranks, then clip + AdamW, replicated or
+    // sharded; returns the global gradient norm before clipping (non-finite: nothing updated).
+    float step(Model& model, AdamW& adam, float lr);
+
+    // ZeRO-1: keep only this rank's slice of adam.m / adam.v (after construction or a restore).
+    void shard_moments(AdamW& adam) const;
+    // The full moments for a checkpoint: gathered from every rank's slice under ZeRO-1 (a collective:
+    // every rank calls it), a copy otherwise.
+    void full_moments(const AdamW& adam, std::vector<float>& m, std::vector<float>& v);
+
+private:
+    float zero1_step(Model& model, const float* grads, AdamW& adam, float lr);
+    void gather(const std::vector<float>& slice, std::vector<float>& full);
+
+    Comm& comm_;
+    const ParamLayout& layout_;
+    int zero_;
+    float grad_scale_ = 1.0f;             // this rank's weight in the global mean, applied by step()
+    size_t chunk_ = 0, lo_ = 0, hi_ = 0;  // ZeRO-1: each rank's padded slice size; this rank's [lo, hi)
+    std::vector<float> buf_, slice_;     // ZeRO-1 scratch: padded full array, this rank's gradient slice
+};
+
+}  // namespace rusca
