@@ -1,12 +1,17 @@
 // main.cpp: the rusca binary. One subcommand per job; every error ends as one line
 // "rusca: error: <what, naming the file / line / tensor / flag>" and exit status 1.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
+#include <exception>
 
 #include "cli.h"
 #include "error.h"
 
 int main(int argc, char** argv) {
+    // Past a file-size limit (ulimit -f) write() then fails with EFBIG, which the atomic writers
+    // report with the file's name, instead of SIGXFSZ killing us mid-checkpoint.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"rusca: Rubric-Scaffolded RL (RuscaRL) trainer for Llama/Qwen-family models, C++/CUDA"};
     app.require_subcommand(1);
     app.fallthrough(false);
@@ -30,6 +35,13 @@ int main(int argc, char** argv) {
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "rusca: error: out of host memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        // Not ours (a library's type or range error): a bug to fix, but never an abort.
+        std::fprintf(stderr, "rusca: error: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        std::fprintf(stderr, "rusca: error: unknown exception\n");
         return 1;
     }
     return 0;
