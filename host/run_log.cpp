@@ -64,7 +64,8 @@ int restore_training(const std::string& ckpt, const TrainState& st, const ParamL
     const int step = int(meta_int(st, "step", ckpt, 0, INT_MAX));
     adam.t = int(meta_int(st, "adam_t", ckpt, 0, INT_MAX));
     adam.m = st.m, adam.v = st.v;
-    sampler.restore(meta_int(st, "epoch", ckpt, 0, LONG_MAX), meta_int(st, "cursor", ckpt, 0, LONG_MAX));
+    // The cursor indexes this run's dataset: a larger one means a different --data file.
+    sampler.restore(meta_int(st, "epoch", ckpt, 0, LONG_MAX), meta_int(st, "cursor", ckpt, 0, long(sampler.n)));
     trim_metrics(metrics_path, step);
     return step;
 }
