@@ -161,3 +161,16 @@ TEST(Robustness, FullDiskSaveKeepsThePreviousCheckpoint) {
     save_checkpoint(dir.path, 2, c, layout, p2.data(), st);
     EXPECT_EQ(latest_checkpoint(dir.path), dir.file("checkpoint-000002"));
 }
+
+// The fast version of tools/kill_loop.sh: rusca sft and rl killed with SIGKILL at random moments and
+// resumed; every checkpoint loads, the resumed runs end bit-identical to uninterrupted ones, and a
+// save past a file-size limit fails clearly. (The full loop, 55 kills, is run by hand: RESULTS.md.)
+TEST(Robustness, KillLoopQuick) {
+    char out[] = "/tmp/rusca_kill_log_XXXXXX";
+    close(mkstemp(out));
+    const int rc = std::system((std::string(RUSCA_SOURCE_DIR) + "/tools/kill_loop.sh --quick > " + out + " 2>&1").c_str());
+    const std::string text = read_file(out);
+    unlink(out);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << text;
+    EXPECT_NE(text.find("kill_loop: OK"), std::string::npos) << text;
+}

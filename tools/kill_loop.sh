@@ -7,11 +7,11 @@
 # bit. Then a save under a file-size limit (a full disk) must fail with a clear error and leave the
 # previous checkpoint and `latest` intact.
 #   tools/kill_loop.sh [SFT_KILLS [RL_KILLS]]     (defaults 30 and 25; the full loop takes minutes)
-#   tools/kill_loop.sh --quick                    (3 + 2 kills, for make test)
+#   tools/kill_loop.sh --quick                    (2 + 2 kills, for make test)
 # Prints one line per command and "kill_loop: OK (...)" at the end; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = "--quick" ]; then sft_kills=3 rl_kills=2 sft_steps=6 rl_steps=4
+if [ "${1:-}" = "--quick" ]; then sft_kills=2 rl_kills=2 sft_steps=4 rl_steps=3
 else sft_kills=${1:-30} rl_kills=${2:-25} sft_steps=40 rl_steps=20
 fi
 RUSCA=${RUSCA:-build/rusca}
