@@ -148,11 +148,11 @@ else
 endif
 
 # Everything `make test` needs, for building in parallel first (make -j2 test-bins; .ci/run).
-test-bins: $(BUILD)/rusca $(TEST_BINS) $(EMU_CLI)
+test-bins: $(BUILD)/rusca $(TEST_BINS) $(EMU_CLI) $(if $(HAVE_FUZZ_CXX),fuzz-bins)
 
 # Both test binaries; the last line adds up their "N passed, N failed, N skipped" lines.
 # With clang present, a fuzz smoke (FUZZ_SMOKE_SECONDS per target) runs first; a finding fails the run.
-test: check-sources test-bins $(if $(HAVE_FUZZ_CXX),fuzz-bins)
+test: check-sources test-bins
 	@fz=0; $(if $(HAVE_FUZZ_CXX),tools/run_fuzz.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS) || fz=1;) \
 	    tools/run_tests.sh $(TEST_BINS); rc=$$?; [ $$fz -eq 0 ] || rc=1; exit $$rc
 

@@ -33,7 +33,11 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_DIR)/librusca_fuzz.a
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -DRUSCA_LIBFUZZER $< $(FUZZ_DIR)/librusca_fuzz.a -o $@ \
 	    -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lpthread
 
-fuzz-bins: $(FUZZ_BINS)
+fuzz-bins: $(if $(HAVE_FUZZ_CXX),$(FUZZ_BINS),fuzz-no-clang)
+
+.PHONY: fuzz-no-clang
+fuzz-no-clang:
+	@echo "make fuzz: $(FUZZ_CXX) not found (libFuzzer needs clang: sudo apt-get install clang)" >&2; exit 1
 
 fuzz: fuzz-bins
 	@tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
