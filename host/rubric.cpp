@@ -109,7 +109,7 @@ RubricExample parse_rubric_line(const std::string& line, const std::string& wher
     json j;
     try {
         j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1E999
         throw Error(where + "invalid JSON (" + e.what() + ")");
     }
     check(j.is_object(), where + "expected a JSON object");

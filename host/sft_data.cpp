@@ -51,7 +51,7 @@ void SftDataset::load_jsonl(const std::string& path, const Tokenizer& tok) {
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1E999
             throw Error(where + "invalid JSON (" + e.what() + ")");
         }
         auto text_field = [&](const char* key) {

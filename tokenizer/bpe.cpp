@@ -103,7 +103,7 @@ static size_t first_invalid_utf8(const std::string& s) {
 
 class PreTokenizerRegex {
 public:
-    PreTokenizerRegex(const std::string& pattern, const std::string& where) {
+    PreTokenizerRegex(const std::string& pattern, const std::string& where) : where_(where) {
         int err = 0;
         PCRE2_SIZE offset = 0;
         code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
@@ -128,7 +128,7 @@ public:
         while (pos < text.size()) {
             const int rc = pcre2_match(code_, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md.get(), nullptr);
             if (rc == PCRE2_ERROR_NOMATCH) break;
-            if (rc < 0) throw Error("pre-tokenizer regex failed with PCRE2 error " + std::to_string(rc));
+            if (rc < 0) throw Error(where_ + ": regex failed with PCRE2 error " + std::to_string(rc));
             const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
             if (ov[0] > pos) on_piece(pos, ov[0]);
             if (ov[1] == ov[0]) {  // an empty match: step one character to make progress
@@ -142,6 +142,7 @@ public:
     }
 
 private:
+    std::string where_;  // the tokenizer.json, for errors at match time (e.g. PCRE2's match limit)
     pcre2_code* code_ = nullptr;
 };
 
