@@ -1,7 +1,9 @@
 // config.cpp: Hugging Face config.json <-> ModelConfig, with refusals for what we don't support.
 #include "config.h"
 
+#include <cfloat>
 #include <climits>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -23,6 +25,13 @@ constexpr int64_t kMaxLayers = 10000;  // the deepest real models have ~130 laye
 int get_size(const JsonFields& f, const char* key) { return int(f.integer(key, 1, kMaxSize)); }
 int get_size_or(const JsonFields& f, const char* key, int dflt) { return int(f.integer_or(key, dflt, 1, kMaxSize)); }
 
+// A float field: a double past float's range would be undefined behaviour to convert.
+float get_float(const JsonFields& f, const char* key, double dflt) {
+    const double d = f.number_or(key, dflt);
+    if (!(std::fabs(d) <= FLT_MAX)) f.fail(key, std::to_string(d) + " does not fit in a float");
+    return float(d);
+}
+
 // eos_token_id may be an int or a list (Llama 3); we keep the first.
 int get_token_id(const JsonFields& f, const char* key) {
     const json* v = f.find(key);
@@ -42,9 +51,9 @@ float rope_theta_of(const JsonFields& f, const std::string& src) {
         const JsonFields r = f.object(key);
         std::string type = r.str_or("rope_type", r.str_or("type", "default"));
         refuse_if(type != "default", src, key, "rope type \"" + type + "\" (only default RoPE is supported)");
-        if (r.has("rope_theta")) return float(r.number_or("rope_theta", 0));
+        if (r.has("rope_theta")) return get_float(r, "rope_theta", 0);
     }
-    return float(f.number_or("rope_theta", 10000.0));
+    return get_float(f, "rope_theta", 10000.0);
 }
 
 double param_count(const ModelConfig& c) {
@@ -79,7 +88,7 @@ ModelConfig parse_config(const std::string& text, const std::string& src) {
           src + ": num_attention_heads must be a multiple of num_key_value_heads");
     check(int64_t(c.num_heads) * c.head_dim <= kMaxSize, src + ": num_attention_heads * head_dim is too large");
     c.max_position_embeddings = get_size_or(f, "max_position_embeddings", 2048);
-    c.rms_norm_eps = float(f.number_or("rms_norm_eps", 1e-6));
+    c.rms_norm_eps = get_float(f, "rms_norm_eps", 1e-6);
     c.rope_theta = rope_theta_of(f, src);
     c.tie_word_embeddings = f.flag_or("tie_word_embeddings", false);
     c.bos_token_id = get_token_id(f, "bos_token_id");

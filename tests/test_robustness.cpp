@@ -74,7 +74,7 @@ TEST(Robustness, ConfigFieldsOfTheWrongTypeNameTheField) {
     for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
              {"rms_norm_eps", "\"small\""}, {"eos_token_id", "\"</s>\""}, {"tie_word_embeddings", "1"},
              {"vocab_size", "1e20"}, {"vocab_size", "99999999999"}, {"hidden_size", "-8"},
-             {"rope_scaling", "[1]"}, {"num_experts", "\"8\""}, {"bos_token_id", "[\"a\"]"}})
+             {"rope_scaling", "[1]"}, {"rope_theta", "1e300"}, {"num_experts", "\"8\""}, {"bos_token_id", "[\"a\"]"}})
         expect_error([&] { parse_config(tiny_with(field, value), "cfg.json"); }, {"cfg.json", field});
 }
 
