@@ -20,7 +20,7 @@ LDLIBS   := -lsentencepiece -lsentencepiece_train -lfmt -lpcre2-8 -lutf8proc -lp
 HOST_SRCS := $(filter-out host/main.cpp,$(wildcard host/*.cpp host/cpu/*.cpp host/cuda/*.cpp tokenizer/*.cpp))
 # tests/test_emu_*.cpp hold kernels compiled by g++: emulator build only. tests/test_cuda_*.cu hold
 # kernels that run in both builds (nvcc on the GPU, g++ on the emulator).
-TEST_SRCS := $(filter-out tests/test_emu_%.cpp,$(wildcard tests/*.cpp))
+TEST_SRCS := $(filter-out tests/test_emu_%.cpp,$(wildcard tests/*.cpp)) $(wildcard tests/fuzz/*.cpp)
 TEST_CU_SRCS := $(wildcard tests/test_cuda_*.cu)
 CU_SRCS   := $(wildcard cuda/*.cu)
 
@@ -69,7 +69,7 @@ DEPS_OK   := $(BUILD)/.deps-ok
 # Shared libraries the GPU machine may lack are copied next to the binary (found via rpath).
 BUNDLED   := $(BUILD)/lib/libfmt.so.9 $(BUILD)/lib/libsentencepiece_train.so.0 $(BUILD)/lib/libutf8proc.so.2
 
-.PHONY: all emu emu-debug emu-tsan emu-asan test test-bins check-sources demo bench clean
+.PHONY: all emu emu-debug emu-tsan emu-asan test test-bins check-sources demo bench clean fuzz fuzz-bins
 all: $(BUILD)/rusca
 	@echo "rusca built: $(BACKENDS)"
 emu: $(BUILD)/rusca-emu $(BUILD)/rusca_emu_tests
@@ -154,6 +154,10 @@ emu-asan:
 	    $(BUILD)/emu-asan/rusca_emu_tests
 	OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 $(BUILD)/emu-asan/rusca_emu_tests --gtest_filter='$(SAN_TESTS)'
 
+# libFuzzer targets (tests/fuzz/README.md): clang, AddressSanitizer + UBSan, CPU sources only.
+# make fuzz FUZZ_SECONDS=60 runs each target that long on its corpus (new inputs go to build/fuzz/).
+include tests/fuzz/fuzz.mk
+
 ifneq ($(CUDA_INC),)
   TEST_BINS := $(BUILD)/rusca_tests $(BUILD)/rusca_emu_tests
   EMU_CLI   := $(BUILD)/rusca-emu
@@ -163,11 +167,13 @@ else
 endif
 
 # Everything `make test` needs, for building in parallel first (make -j2 test-bins; .ci/run).
-test-bins: $(BUILD)/rusca $(TEST_BINS) $(EMU_CLI)
+test-bins: $(BUILD)/rusca $(TEST_BINS) $(EMU_CLI) $(if $(HAVE_FUZZ_CXX),fuzz-bins)
 
 # Both test binaries; the last line adds up their "N passed, N failed, N skipped" lines.
+# With clang present, a fuzz smoke (FUZZ_SMOKE_SECONDS per target) runs first; a finding fails the run.
 test: check-sources test-bins
-	@tools/run_tests.sh $(TEST_BINS)
+	@fz=0; $(if $(HAVE_FUZZ_CXX),tools/run_fuzz.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS) || fz=1;) \
+	    tools/run_tests.sh $(TEST_BINS); rc=$$?; [ $$fz -eq 0 ] || rc=1; exit $$rc
 
 # The rules that keep every kernel emulatable (SPEC.md, "Three ways to run a kernel").
 check-sources:

@@ -11,6 +11,7 @@
 #include "checker.h"
 #include "cli.h"
 #include "error.h"
+#include "json_util.h"
 #include "engine.h"
 #include "judge_http.h"
 #include "model.h"
@@ -32,13 +33,12 @@ struct JudgeArgs {
 // Examples with their responses, from the rubric file's own "response(s)" fields.
 void read_inline(const std::string& path, std::vector<RubricExample>& examples,
                  std::vector<std::vector<std::string>>& responses) {
-    std::ifstream f(path);
-    check(f.good(), path + ": cannot open");
+    LineReader f(path);
     std::string line;
-    for (long lineno = 1; std::getline(f, line); lineno++) {
+    while (f.next(line)) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = path + ":" + std::to_string(lineno) + ": ";
-        examples.push_back(parse_rubric_line(line, where, lineno, true));
+        const std::string where = f.where();
+        examples.push_back(parse_rubric_line(line, where, f.lineno(), true));
         json j = json::parse(line);
         std::vector<std::string> r;
         if (j.contains("response") && j["response"].is_string()) r.push_back(j["response"]);
@@ -54,13 +54,12 @@ void read_inline(const std::string& path, std::vector<RubricExample>& examples,
 
 // Responses from `rusca generate` output: {"prompt_id", "completion"} per line.
 std::map<std::string, std::vector<std::string>> read_generated(const std::string& path) {
-    std::ifstream f(path);
-    check(f.good(), path + ": cannot open");
+    LineReader f(path);
     std::map<std::string, std::vector<std::string>> by_id;
     std::string line;
-    for (long lineno = 1; std::getline(f, line); lineno++) {
+    while (f.next(line)) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = path + ":" + std::to_string(lineno) + ": ";
+        const std::string where = f.where();
         json j = json::parse(line, nullptr, false);
         check(!j.is_discarded() && j.is_object(), where + "invalid JSON");
         check(j.contains("prompt_id") && j["prompt_id"].is_string() && j.contains("completion") &&

@@ -79,7 +79,15 @@ AtomicWriter::~AtomicWriter() {
 void AtomicWriter::write(const void* data, size_t n) {
     check(f_ != nullptr, path_ + ": write after commit");
     if (n == 0) return;
-    check(std::fwrite(data, 1, n, f_) == n, sys_error(tmp_, "write failed"));
+    errno = 0;
+    const size_t done = std::fwrite(data, 1, n, f_);
+    if (done == n) return;
+    // A write cut short by a full disk or a file-size limit can leave errno 0 (the kernel wrote what
+    // fit); writing the rest directly gives the reason (ENOSPC, EFBIG). The file is discarded anyway.
+    if (errno == 0 && std::fflush(f_) == 0 &&
+        ::write(fileno(f_), static_cast<const char*>(data) + done, n - done) >= 0)
+        errno = EIO;
+    throw Error(sys_error(tmp_, "write failed"));
 }
 
 void AtomicWriter::commit() {

@@ -1,7 +1,9 @@
 // main.cpp: the rusca binary. One subcommand per job; every error ends as one line
 // "rusca: error: <what, naming the file / line / tensor / flag>" and exit status 1.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
+#include <exception>
 
 #include "cli.h"
 #include "comm.h"
@@ -19,6 +21,9 @@ static int fail(const char* what) {
 }
 
 int main(int argc, char** argv) {
+    // Past a file-size limit (ulimit -f) write() then fails with EFBIG, which the atomic writers
+    // report with the file's name, instead of SIGXFSZ killing us mid-checkpoint.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"rusca: Rubric-Scaffolded RL (RuscaRL) trainer for Llama/Qwen-family models, C++/CUDA"};
     app.require_subcommand(1);
     app.fallthrough(false);
@@ -41,6 +46,11 @@ int main(int argc, char** argv) {
         return fail(e.what());
     } catch (const std::bad_alloc&) {
         return fail("out of host memory");
+    } catch (const std::exception& e) {
+        // Not ours (a library's type or range error): a bug to fix, but never an abort.
+        return fail(e.what());
+    } catch (...) {
+        return fail("unknown exception");
     }
     return 0;
 }

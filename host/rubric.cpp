@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "json_util.h"
 #include "rng.h"
 
 namespace rusca {
@@ -17,6 +18,9 @@ namespace rusca {
 namespace {
 
 using nlohmann::json;
+
+// HealthBench prompts have up to ~50 criteria; 1000 leaves room and bounds the judge's work.
+constexpr size_t kMaxCriteria = 1000;
 
 std::vector<std::string> string_list(const json& j, const char* key, const std::string& where) {
     std::vector<std::string> out;
@@ -35,7 +39,7 @@ int parse_points(const json& c, const std::string& field) {
     const char* msg = " must be an integer";
     check(c.contains("points") && c["points"].is_number(), field + msg);
     const json& p = c["points"];
-    double v = p.is_number_integer() ? double(p.get<int64_t>()) : p.get<double>();
+    double v = p.get<double>();  // exact for every int that fits; 2^64 - 1 must not wrap to -1
     check(std::floor(v) == v && std::fabs(v) <= INT_MAX, field + msg);
     return int(v);
 }
@@ -80,6 +84,10 @@ std::vector<std::string> parse_check(const json& c, const std::string& at) {
 std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
     check(j.contains("rubrics") && j["rubrics"].is_array() && !j["rubrics"].empty(),
           where + "field \"rubrics\" must be a non-empty list");
+    // The judge asks one question per criterion per rollout: more than this is a broken file.
+    check(j["rubrics"].size() <= kMaxCriteria, where + "field \"rubrics\" has " + std::to_string(j["rubrics"].size()) +
+                                                   " criteria, more than the " + std::to_string(kMaxCriteria) +
+                                                   " rusca accepts per prompt");
     std::vector<Criterion> out;
     for (const json& c : j["rubrics"]) {
         const std::string at = where + "rubrics[" + std::to_string(out.size()) + "]";
@@ -101,7 +109,7 @@ RubricExample parse_rubric_line(const std::string& line, const std::string& wher
     json j;
     try {
         j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1E999
         throw Error(where + "invalid JSON (" + e.what() + ")");
     }
     check(j.is_object(), where + "expected a JSON object");
@@ -124,13 +132,13 @@ RubricExample parse_rubric_line(const std::string& line, const std::string& wher
 }
 
 std::vector<RubricExample> load_rubric_jsonl(const std::string& path, bool need_rubrics) {
-    std::ifstream f(path);
-    check(f.good(), path + ": cannot open rubric data file");
+    check(std::ifstream(path).good(), path + ": cannot open rubric data file");
+    LineReader f(path);
     std::vector<RubricExample> out;
     std::string line;
-    for (long lineno = 1; std::getline(f, line); lineno++) {
+    while (f.next(line)) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        out.push_back(parse_rubric_line(line, path + ":" + std::to_string(lineno) + ": ", lineno, need_rubrics));
+        out.push_back(parse_rubric_line(line, f.where(), f.lineno(), need_rubrics));
     }
     check(!out.empty(), path + ": no examples (empty file?)");
     return out;

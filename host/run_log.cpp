@@ -1,6 +1,9 @@
 // run_log.cpp: metrics trimming and checkpoint metadata checks.
 #include "run_log.h"
 
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -14,8 +17,10 @@ void trim_metrics(const std::string& path, long step) {
     std::istringstream in(read_file(path));
     std::string line, kept;
     while (std::getline(in, line)) {
+        // A line that is not {"step": N, ...} (a torn last line after a kill) is dropped, not fatal.
         auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", 0L) <= step) kept += line + "\n";
+        if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<long>() <= step)
+            kept += line + "\n";
     }
     write_file_atomic(path, kept);
 }
@@ -41,13 +46,26 @@ TrainState training_state(int step, const AdamW& adam, const EpochSampler& sampl
     return st;
 }
 
+// A metadata value that must be an integer in [lo, hi] (std::stoi would throw its own exception).
+static long meta_int(const TrainState& s, const std::string& key, const std::string& ckpt, long lo, long hi) {
+    const std::string v = meta_get(s, key, ckpt);
+    errno = 0;
+    char* end = nullptr;
+    const long n = v.empty() ? 0 : std::strtol(v.c_str(), &end, 10);
+    check(!v.empty() && *end == '\0' && errno == 0 && n >= lo && n <= hi,
+          ckpt + "/train_state.safetensors: metadata \"" + key + "\" = \"" + v.substr(0, 40) +
+              "\" is not an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return n;
+}
+
 int restore_training(const std::string& ckpt, const TrainState& st, const ParamLayout& layout, float* params,
                      AdamW& adam, EpochSampler& sampler, const std::string& metrics_path) {
     load_params(ckpt, layout, params);
-    const int step = std::stoi(meta_get(st, "step", ckpt));
-    adam.t = std::stoi(meta_get(st, "adam_t", ckpt));
+    const int step = int(meta_int(st, "step", ckpt, 0, INT_MAX));
+    adam.t = int(meta_int(st, "adam_t", ckpt, 0, INT_MAX));
     adam.m = st.m, adam.v = st.v;
-    sampler.restore(std::stol(meta_get(st, "epoch", ckpt)), std::stol(meta_get(st, "cursor", ckpt)));
+    // The cursor indexes this run's dataset: a larger one means a different --data file.
+    sampler.restore(meta_int(st, "epoch", ckpt, 0, LONG_MAX), meta_int(st, "cursor", ckpt, 0, long(sampler.n)));
     trim_metrics(metrics_path, step);
     return step;
 }

@@ -300,8 +300,11 @@ void SafeTensorsFile::read(const std::string& name, const std::vector<int64_t>& 
     const size_t n = t.numel();
     switch (t.dtype) {
         case DType::F32:
-            if constexpr (std::is_same<Real, float>::value) std::memcpy(dst, t.data, t.nbytes);
-            else convert_all(t.data, n, dst, load<float>);
+            if constexpr (std::is_same<Real, float>::value) {
+                if (t.nbytes > 0) std::memcpy(dst, t.data, t.nbytes);  // an empty tensor's dst may be null
+            } else {
+                convert_all(t.data, n, dst, load<float>);
+            }
             return;
         case DType::BF16:
             convert_all(t.data, n, dst, [](const uint8_t* p, size_t i) { return bf16_to_f32(load<uint16_t>(p, i)); });
@@ -321,7 +324,7 @@ template void SafeTensorsFile::read<double>(const std::string&, const std::vecto
 void SafeTensorsFile::read_i32(const std::string& name, const std::vector<int64_t>& shape, int32_t* dst) const {
     const TensorView& t = get_with_shape(*this, name, shape);
     if (t.dtype == DType::I32) {
-        std::memcpy(dst, t.data, t.nbytes);
+        if (t.nbytes > 0) std::memcpy(dst, t.data, t.nbytes);
         return;
     }
     check(t.dtype == DType::I64, tensor_ctx(path_, name) + "dtype " + dtype_name(t.dtype) + ", expected I32 or I64");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "json_util.h"
 #include "rng.h"
 
 namespace rusca {
@@ -42,15 +43,15 @@ void SftDataset::load_text(const std::string& path, const Tokenizer& tok) {
 }
 
 void SftDataset::load_jsonl(const std::string& path, const Tokenizer& tok) {
-    std::ifstream f(path);
+    LineReader f(path);
     std::string line;
-    for (long lineno = 1; std::getline(f, line); lineno++) {
+    while (f.next(line)) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = path + ":" + std::to_string(lineno) + ": ";
+        const std::string where = f.where();
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1E999
             throw Error(where + "invalid JSON (" + e.what() + ")");
         }
         auto text_field = [&](const char* key) {

@@ -103,7 +103,7 @@ static size_t first_invalid_utf8(const std::string& s) {
 
 class PreTokenizerRegex {
 public:
-    PreTokenizerRegex(const std::string& pattern, const std::string& where) {
+    PreTokenizerRegex(const std::string& pattern, const std::string& where) : where_(where) {
         int err = 0;
         PCRE2_SIZE offset = 0;
         code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
@@ -128,7 +128,7 @@ public:
         while (pos < text.size()) {
             const int rc = pcre2_match(code_, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md.get(), nullptr);
             if (rc == PCRE2_ERROR_NOMATCH) break;
-            if (rc < 0) throw Error("pre-tokenizer regex failed with PCRE2 error " + std::to_string(rc));
+            if (rc < 0) throw Error(where_ + ": regex failed with PCRE2 error " + std::to_string(rc));
             const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
             if (ov[0] > pos) on_piece(pos, ov[0]);
             if (ov[1] == ov[0]) {  // an empty match: step one character to make progress
@@ -142,6 +142,7 @@ public:
     }
 
 private:
+    std::string where_;  // the tokenizer.json, for errors at match time (e.g. PCRE2's match limit)
     pcre2_code* code_ = nullptr;
 };
 
@@ -173,6 +174,13 @@ struct Fields {
         if (!j.contains(key) || j.at(key).is_null()) return false;
         if (!j.at(key).is_boolean()) fail(field + "." + key, "expected true or false");
         return j.at(key).get<bool>();
+    }
+    // Ids index id_to_token_, so a huge one would allocate that many strings: the largest real
+    // vocabularies are ~260k, and 2^24 leaves room while bounding the table (~0.5 GB).
+    int id(const json& v, const std::string& field) const {
+        if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) fail(field, "expected an id >= 0");
+        if (v.get<uint64_t>() >= (uint64_t(1) << 24)) fail(field, "id " + v.dump() + " is over 2^24 (not a real vocabulary)");
+        return v.get<int>();
     }
     bool null_or_empty(const json& j, const char* key) const {
         return !j.contains(key) || j.at(key).is_null() || (j.at(key).is_string() && j.at(key).get<std::string>().empty());
@@ -210,19 +218,15 @@ void BpeTokenizer::parse(const std::string& path) {
     ignore_merges_ = f.flag(model, "ignore_merges", "model");
     const json& vocab = f.get(model, "vocab", "model.vocab");
     if (!vocab.is_object()) f.fail("model.vocab", "expected an object of token -> id");
-    for (const auto& [tok, id] : vocab.items()) {
-        if (!id.is_number_integer() || id.get<long>() < 0) f.fail("model.vocab." + tok, "expected an id >= 0");
-        token_to_id_[tok] = id.get<int>();
-    }
+    for (const auto& [tok, id] : vocab.items()) token_to_id_[tok] = f.id(id, "model.vocab." + tok);
     // added tokens may extend the vocabulary past the model's ids
     const json& added = root.contains("added_tokens") ? root.at("added_tokens") : json::array();
+    if (!added.is_array()) f.fail("added_tokens", "expected an array");
     for (size_t i = 0; i < added.size(); i++) {
         const std::string field = "added_tokens[" + std::to_string(i) + "]";
         const json& a = added[i];
         AddedToken t;
-        const json& id = f.get(a, "id", field);
-        if (!id.is_number_integer() || id.get<long>() < 0) f.fail(field + ".id", "expected an id >= 0");
-        t.id = id.get<int>();
+        t.id = f.id(f.get(a, "id", field), field + ".id");
         t.content = f.str(f.get(a, "content", field), field + ".content");
         if (t.content.empty()) f.fail(field + ".content", "empty");
         t.special = f.flag(a, "special", field), t.normalized = f.flag(a, "normalized", field);
@@ -269,7 +273,9 @@ void BpeTokenizer::parse(const std::string& path) {
     const json& pre = f.get(root, "pre_tokenizer", "pre_tokenizer");
     std::vector<json> steps;
     if (f.str(f.get(pre, "type", "pre_tokenizer"), "pre_tokenizer.type") == "Sequence") {
-        for (const json& p : f.get(pre, "pretokenizers", "pre_tokenizer")) steps.push_back(p);
+        const json& list = f.get(pre, "pretokenizers", "pre_tokenizer");
+        if (!list.is_array()) f.fail("pre_tokenizer.pretokenizers", "expected an array");
+        for (const json& p : list) steps.push_back(p);
     } else {
         steps.push_back(pre);
     }

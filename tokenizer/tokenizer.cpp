@@ -7,6 +7,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "host/error.h"
 #include "host/fileio.h"
+#include "host/json_util.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer_model.h"
 
@@ -111,12 +113,13 @@ int config_token_id(const json& cfg, const char* key, const TokenizerModel& m, c
 // generation_config.json's eos_token_id: a number or a list of numbers.
 std::vector<int> generation_eos(const std::string& path) {
     const json g = read_json_file(path);
+    check(g.is_object(), path + ": expected a JSON object");
     if (!g.contains("eos_token_id") || g.at("eos_token_id").is_null()) return {};
     const json& e = g.at("eos_token_id");
     std::vector<int> ids;
     for (const json& v : e.is_array() ? e : json::array({e})) {
         check(v.is_number_integer(), path + ": eos_token_id: expected an integer or a list of integers");
-        ids.push_back(v.get<int>());
+        ids.push_back(int(json_integer(v, 0, INT32_MAX, path, "eos_token_id")));
     }
     return ids;
 }
@@ -140,6 +143,7 @@ Tokenizer::Tokenizer(const std::string& path) : path_(path) {
     const std::string cfg_path = (fs::path(dir) / "tokenizer_config.json").string();
     if (fs::is_regular_file(cfg_path)) {
         const json cfg = read_json_file(cfg_path);
+        check(cfg.is_object(), cfg_path + ": expected a JSON object");
         if (is_json) {  // a .model file carries its own special ids
             bos_ = config_token_id(cfg, "bos_token", *model_, cfg_path);
             eos_ = config_token_id(cfg, "eos_token", *model_, cfg_path);
