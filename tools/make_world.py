@@ -317,7 +317,10 @@ def main():
     ap.add_argument("--out-data", default="data/world", help="where train.jsonl / heldout.jsonl go (committed)")
     ap.add_argument("--out-sft", default="runs/world", help="where the SFT files go (rebuilt, not committed)")
     ap.add_argument("--extra-rate", type=float, default=0.3, help="how often a plain answer names one random piece of advice")
+    ap.add_argument("--quiet-rate", type=float, default=0.05,
+                    help="--extra-rate of the policy's second SFT stage (what the shipped policy does)")
     ap.add_argument("--policy-rows", type=int, default=20000)
+    ap.add_argument("--quiet-rows", type=int, default=3200)
     ap.add_argument("--judge-responses", type=int, default=6000)
     ap.add_argument("--scaffold-template", default="data/scaffold_template.txt")
     ap.add_argument("--judge-template", default="data/world/judge_template.txt")
@@ -332,6 +335,11 @@ def main():
     rng = random.Random(a.seed + 1)
     policy = policy_rows(train, a.policy_rows, rng, stmpl, a.extra_rate)
     write_jsonl(os.path.join(a.out_sft, "policy_sft.jsonl"), policy)
+    # The second stage: the same mix, but a plain answer names a random piece of advice only
+    # --quiet-rate of the time. At 0.3 plain rubric GRPO found the rubric's advice by chance
+    # often enough to keep up with RuscaRL (bench/results/world-experiment-2026-12-01.json).
+    write_jsonl(os.path.join(a.out_sft, "policy_sft_quiet.jsonl"),
+                policy_rows(train, a.quiet_rows, random.Random(a.seed + 3), stmpl, a.quiet_rate))
     judge_train = judge_rows(train, a.judge_responses, rng, CORPUS_JUDGE_TEMPLATE, a.extra_rate)
     write_jsonl(os.path.join(a.out_sft, "judge_sft_packed.jsonl"),
                 judge_packed_rows(train, a.judge_responses * 2, random.Random(a.seed + 2), jt, a.extra_rate))

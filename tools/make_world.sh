@@ -2,10 +2,12 @@
 # make_world.sh: rebuild the shipped rubric world from scratch, deterministically: the prompts and
 # rubrics (data/world/{train,heldout}.jsonl), the tokenizer (data/world/tokenizer.model), and the
 # two starting models, trained here with `rusca sft` and stored in bf16:
-#   data/world/policy  follows a scaffold when given one, answers plainly without (no rubric content)
+#   data/world/policy  follows a scaffold when given one, answers plainly without (no rubric content;
+#                      a second SFT stage makes it name random advice 5% of the time, not 30%)
 #   data/world/judge   trained to answer " yes" / " no" for (conversation, reply, criterion) as the
 #                      checker does (it does not yet: data/README.md)
-# About 40 minutes on 2 CPU cores (the two trainings run side by side, one thread each).
+# About 45 minutes on 2 CPU cores (the two first trainings run side by side, one thread each; the
+# policy's second stage, 100 steps, after them).
 # Run from anywhere; everything is written relative to the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +28,15 @@ sft policy data/world_config.json $W/tokenizer.model $S/policy_sft.jsonl 16 224 
 # the judge: a 600-step schedule stopped at step 300 (where the shipped one was taken)
 sft judge data/world_judge_config.json $W/judge_tokenizer.model $S/judge_sft_packed.jsonl 16 160 2e-3 30 600 300 &
 wait
-build/rusca export --model "$(cat $S/policy_sft_run/latest)" --out $W/policy --dtype bf16
-build/rusca export --model "$(cat $S/judge_sft_run/latest)" --out $W/judge --dtype bf16
+# the policy's second stage, from the first one's bf16 export: 100 steps on policy_sft_quiet.jsonl,
+# where a plain answer names a random piece of advice 5% of the time instead of 30%
+build/rusca export --model "$S/policy_sft_run/$(cat $S/policy_sft_run/latest)" --out $S/policy_stage1 --dtype bf16
+rm -rf $S/policy_quiet_run
+build/rusca sft --model $S/policy_stage1 --tokenizer $W/tokenizer.model --data $S/policy_sft_quiet.jsonl --out $S/policy_quiet_run \
+    --batch 16 --seq 224 --lr 5e-4 --warmup 10 --steps 100 --save-every 50 --threads 1 --seed 1 > $S/policy_quiet.log 2>&1
+tail -n 1 $S/policy_quiet.log
+build/rusca export --model "$S/policy_quiet_run/$(cat $S/policy_quiet_run/latest)" --out $W/policy --dtype bf16
+build/rusca export --model "$S/judge_sft_run/$(cat $S/judge_sft_run/latest)" --out $W/judge --dtype bf16
 echo "world rebuilt in $W. The judge against the checker on held-out pairs:"
 build/rusca judge --judge $W/judge --tokenizer $W/judge_tokenizer.model --template $W/judge_template.txt \
     --data $S/judge_heldout.jsonl --out $S/judge_heldout_verdicts.jsonl --device cpu 2>&1 | tail -n 1
