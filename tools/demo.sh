@@ -7,8 +7,9 @@
 # The rollouts are rewarded by the checker (REWARD=checker, the default) because the tiny judge we
 # could train on 2 CPU cores does not yet agree with the checker well enough to train on
 # (data/README.md gives its accuracy); REWARD=judge tools/demo.sh rewards them with the judge.
-# `rusca rl` trains on the CPU backend (its CUDA path is not written yet), so this runs on the CPU
-# even where a GPU is present. Extra arguments go to `rusca rl` (e.g. --steps 20).
+# `rusca rl` trains on the GPU when there is one, else on the CPU backend. Extra arguments go to
+# `rusca rl` (e.g. --steps 20; --threads 1 on a machine whose cores are busy with other jobs, where
+# two OpenMP threads waiting on each other made the updates ten times slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=runs/demo

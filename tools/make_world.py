@@ -20,10 +20,11 @@ it unprompted. This script builds such a world, deterministically from a seed:
     lists exactly the advice the scaffold says to include. Scaffolds in the SFT data list random
     advice from the whole world, never the symptom's own, so SFT teaches "follow the scaffold" and
     not the rubric content itself.
-  * the judge's SFT data (runs/world/judge_sft_packed.jsonl): a reply, then criteria rendered
-    with data/world/judge_template.txt and answered " yes" / " no" as the checker decides, half met
-    and half not per reply; judge_user_symbols.txt makes each piece of advice one token of the
-    judge's tokenizer.
+  * the judge's SFT data (runs/world/judge_sft.jsonl, then judge_sft_long.jsonl): a reply and one
+    criterion rendered with data/world/judge_template.txt, answered " yes" / " no" as the checker
+    decides, yes and no about equally often; the first file's replies are mostly short (a
+    curriculum), the second's long. judge_user_symbols.txt makes each piece of advice one token of
+    the judge's tokenizer.
   * judge accuracy pairs (runs/world/judge_heldout.jsonl): held-out prompts with replies from the
     same distribution, for `rusca judge` to be scored against the checker.
   * tokenizer_corpus.txt: the text both tokenizers are trained on.
@@ -276,32 +277,64 @@ def judge_rows(prompts, n_responses, rng, jt, extra_rate):
     return rows
 
 
-def judge_packed_rows(prompts, n_responses, rng, jt, extra_rate):
-    """What the judge actually trains on. One reply, then criteria with their answers, packed in one
-    row whose every token trains: many answers per row, which a judge learning on 2 CPU cores
-    needs. Per reply, half the criteria are met and half are not (misses drawn from the whole
-    world, often sharing words with the reply), so the only way to answer is to match the
-    criterion against the reply: with the natural mix (most criteria unmet, longer replies meeting
-    more) the judge learned "long reply -> yes" and stopped there. Every reply is also followed by
-    one row of the exact inference form (one criterion after the reply)."""
+def judge_sft_rows(prompts, n, rng, jt, extra_rate):
+    """What the judge trains on: one (reply, criterion) per row in the exact inference form, the
+    loss on the answer only, yes and no about equally often (a "no" is half the time one of the
+    symptom's own unmet criteria, half any unmet one). A curriculum in one file: half the replies
+    name a single piece of advice, so the decision is "is this the reply's one piece of advice",
+    a quarter two or three, a quarter the full range of judge_response. With every reply drawn
+    from the full range, or with packed rows of many criteria, the judge sat at chance for 1-2
+    thousand steps (data/README.md)."""
+    pool = all_advice()
     everything = [criterion(i, 3) for good, bad in SYMPTOMS.values() for i in good + bad]
     rows = []
-    for _ in range(n_responses):
+    for _ in range(n):
         p = rng.choice(prompts)
-        resp = judge_response(p, rng, extra_rate)
+        good, bad = SYMPTOMS[p["symptom"]]
+        own = [advice(x) for x in good + bad]
+        u = rng.random()
+        if u < 0.5:
+            a = rng.choice(own) if rng.random() < 0.6 else rng.choice(pool)
+            resp = listed_answer(p["name"], [a["phrase"]])
+        elif u < 0.75:
+            items = [rng.choice(own) if rng.random() < 0.6 else rng.choice(pool) for _ in range(rng.randint(2, 3))]
+            resp = listed_answer(p["name"], [x["phrase"] for x in items])
+        else:
+            resp = judge_response(p, rng, extra_rate)
         hit = [c for c in everything if met(c, resp)]
-        miss = [c for c in everything if not met(c, resp)]
-        own_miss = [c for c in p["rubrics"] if not met(c, resp)]
-        k = max(len(hit), 2)
-        crits = hit + rng.sample(own_miss, min(len(own_miss), k // 2))
-        crits += rng.sample([c for c in miss if c not in crits], k - (len(crits) - len(hit)))
-        rng.shuffle(crits)
-        prefix = judge_prompt(jt, p["prompt"], resp, crits[0])[: -len(jt["suffix"].replace("{criterion}", crits[0]["criterion"]))]
-        answers = [" yes" if met(c, resp) else " no" for c in crits]
-        rows.append({"text": prefix + "\n".join(jt["suffix"].replace("{criterion}", c["criterion"]) + ans
-                                                 for c, ans in zip(crits, answers))})
-        one = rng.randrange(len(crits))
-        rows.append({"prompt": judge_prompt(jt, p["prompt"], resp, crits[one]), "response": answers[one]})
+        if hit and rng.random() < 0.5:
+            c, ans = rng.choice(hit), " yes"
+        else:
+            own_miss = [c for c in p["rubrics"] if not met(c, resp)]
+            cands = own_miss if (own_miss and rng.random() < 0.5) else [c for c in everything if not met(c, resp)]
+            c, ans = rng.choice(cands), " no"
+        rows.append({"prompt": judge_prompt(jt, p["prompt"], resp, c), "response": ans})
+    return rows
+
+
+def judge_long_rows(prompts, n, rng, jt):
+    """The judge's second stage: the same balanced rows, every reply a list of 2 to 6 pieces of
+    advice (sometimes cut short), where the first stage's judge still missed most met criteria:
+    it had learned to find a piece of advice among few, not among many."""
+    pool = all_advice()
+    everything = [criterion(i, 3) for good, bad in SYMPTOMS.values() for i in good + bad]
+    rows = []
+    for _ in range(n):
+        p = rng.choice(prompts)
+        good, bad = SYMPTOMS[p["symptom"]]
+        own = [advice(x) for x in good + bad]
+        items = [rng.choice(own) if rng.random() < 0.6 else rng.choice(pool) for _ in range(rng.randint(2, 6))]
+        resp = listed_answer(p["name"], [x["phrase"] for x in items])
+        if rng.random() < 0.1:  # a reply cut off by the token limit
+            resp = resp[: rng.randint(len(p["name"]) + 8, len(resp))]
+        hit = [c for c in everything if met(c, resp)]
+        if hit and rng.random() < 0.5:
+            c, ans = rng.choice(hit), " yes"
+        else:
+            own_miss = [c for c in p["rubrics"] if not met(c, resp)]
+            cands = own_miss if (own_miss and rng.random() < 0.5) else [c for c in everything if not met(c, resp)]
+            c, ans = rng.choice(cands), " no"
+        rows.append({"prompt": judge_prompt(jt, p["prompt"], resp, c), "response": ans})
     return rows
 
 
@@ -317,8 +350,12 @@ def main():
     ap.add_argument("--out-data", default="data/world", help="where train.jsonl / heldout.jsonl go (committed)")
     ap.add_argument("--out-sft", default="runs/world", help="where the SFT files go (rebuilt, not committed)")
     ap.add_argument("--extra-rate", type=float, default=0.3, help="how often a plain answer names one random piece of advice")
+    ap.add_argument("--quiet-rate", type=float, default=0.05,
+                    help="--extra-rate of the policy's second SFT stage (what the shipped policy does)")
     ap.add_argument("--policy-rows", type=int, default=20000)
-    ap.add_argument("--judge-responses", type=int, default=6000)
+    ap.add_argument("--quiet-rows", type=int, default=3200)
+    ap.add_argument("--judge-responses", type=int, default=6000, help="replies in the tokenizer corpus's judge part")
+    ap.add_argument("--judge-rows", type=int, default=60000)
     ap.add_argument("--scaffold-template", default="data/scaffold_template.txt")
     ap.add_argument("--judge-template", default="data/world/judge_template.txt")
     a = ap.parse_args()
@@ -332,9 +369,15 @@ def main():
     rng = random.Random(a.seed + 1)
     policy = policy_rows(train, a.policy_rows, rng, stmpl, a.extra_rate)
     write_jsonl(os.path.join(a.out_sft, "policy_sft.jsonl"), policy)
+    # The second stage: the same mix, but a plain answer names a random piece of advice only
+    # --quiet-rate of the time. At 0.3 plain rubric GRPO found the rubric's advice by chance
+    # often enough to keep up with RuscaRL (bench/results/world-experiment-2026-12-01.json).
+    write_jsonl(os.path.join(a.out_sft, "policy_sft_quiet.jsonl"),
+                policy_rows(train, a.quiet_rows, random.Random(a.seed + 3), stmpl, a.quiet_rate))
     judge_train = judge_rows(train, a.judge_responses, rng, CORPUS_JUDGE_TEMPLATE, a.extra_rate)
-    write_jsonl(os.path.join(a.out_sft, "judge_sft_packed.jsonl"),
-                judge_packed_rows(train, a.judge_responses * 2, random.Random(a.seed + 2), jt, a.extra_rate))
+    write_jsonl(os.path.join(a.out_sft, "judge_sft.jsonl"),
+                judge_sft_rows(train, a.judge_rows, random.Random(11), jt, a.extra_rate))  # the shipped judge's draw
+    write_jsonl(os.path.join(a.out_sft, "judge_sft_long.jsonl"), judge_long_rows(train, 40000, random.Random(a.seed + 5), jt))
     # held-out judge pairs in `rusca judge --data` form: the example with its reply
     held_pairs = []
     for i in range(400):
