@@ -102,4 +102,20 @@ std::optional<bool> parse_criteria_met(const std::string& reply) {
     return std::nullopt;
 }
 
+std::optional<std::string> chat_completion_content(const std::string& body, std::string& why) {
+    using json = nlohmann::json;
+    const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() ||
+        !j["choices"][0].is_object() || !j["choices"][0].contains("message") || !j["choices"][0]["message"].is_object()) {
+        why = "not a chat completion";
+        return std::nullopt;
+    }
+    const json& message = j["choices"][0]["message"];
+    if (!message.contains("content") || !message["content"].is_string()) {
+        why = "the reply has no message content";
+        return std::nullopt;
+    }
+    return message["content"].get<std::string>();
+}
+
 }  // namespace rusca

@@ -26,4 +26,8 @@ struct GraderTemplate {
 // Only a JSON boolean counts, as in simple-evals ("true" as a string is no verdict).
 std::optional<bool> parse_criteria_met(const std::string& reply);
 
+// The message content of an OpenAI chat-completions response body (choices[0].message.content), or
+// nullopt with `why` set when the body is not one.
+std::optional<std::string> chat_completion_content(const std::string& body, std::string& why);
+
 }  // namespace rusca

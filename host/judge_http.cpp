@@ -57,16 +57,11 @@ Attempt read_attempt(CURLcode code, long status, const std::string& reply) {
         const bool retry = status == 408 || status == 409 || status == 429 || status >= 500;
         return {Failure::Http, retry, {}, "HTTP " + std::to_string(status) + ": " + excerpt(reply)};
     }
-    const json j = json::parse(reply, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() ||
-        !j["choices"][0].is_object() || !j["choices"][0].contains("message") || !j["choices"][0]["message"].is_object())
-        return {Failure::BadReply, true, {}, "not a chat completion: " + excerpt(reply)};
-    const json& message = j["choices"][0]["message"];
-    if (!message.contains("content") || !message["content"].is_string())
-        return {Failure::BadReply, true, {}, "the reply has no message content: " + excerpt(reply)};
-    const std::string content = message["content"].get<std::string>();
-    std::optional<bool> met = parse_criteria_met(content);
-    if (!met) return {Failure::BadReply, true, {}, "no \"criteria_met\" in the reply: " + excerpt(content)};
+    std::string why;
+    const std::optional<std::string> content = chat_completion_content(reply, why);
+    if (!content) return {Failure::BadReply, true, {}, why + ": " + excerpt(reply)};
+    std::optional<bool> met = parse_criteria_met(*content);
+    if (!met) return {Failure::BadReply, true, {}, "no \"criteria_met\" in the reply: " + excerpt(*content)};
     return {Failure::None, false, met, ""};
 }
 

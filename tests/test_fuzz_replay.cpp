@@ -50,8 +50,8 @@ TEST(FuzzReplay, EveryInputSurfaceHasATargetAndSeeds) {
         names.insert(t.name);
         EXPECT_GE(inputs("corpus", t.name).size(), 2u) << "tests/fuzz/corpus/" << t.name << " needs seeds";
     }
-    const std::set<std::string> want = {"config",        "rubric",         "safetensors", "sentencepiece",
-                                        "sft",           "template",       "tokenizer_json", "train_state"};
+    const std::set<std::string> want = {"config", "grader",   "rubric",         "safetensors", "sentencepiece",
+                                        "sft",    "template", "tokenizer_json", "train_state"};
     EXPECT_EQ(names, want);
 }
 

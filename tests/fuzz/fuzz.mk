@@ -16,7 +16,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(filter-out tests/fuzz/fuzz_
 FUZZ_LIB_SRCS := host/checker.cpp host/checkpoint.cpp host/config.cpp host/cpu/infer.cpp host/fileio.cpp \
                  host/cpu/adamw.cpp host/cpu/embedding.cpp host/cpu/kv_attention.cpp host/cpu/linear.cpp \
                  host/cpu/rmsnorm.cpp host/cpu/rope.cpp host/cpu/swiglu.cpp \
-                 host/json_util.cpp host/judge.cpp host/optimizer.cpp host/params.cpp host/rubric.cpp \
+                 host/grader.cpp host/json_util.cpp host/judge.cpp host/optimizer.cpp host/params.cpp host/rubric.cpp \
                  host/run_log.cpp host/safetensors.cpp host/scaffold.cpp host/sft_data.cpp \
                  host/template_file.cpp tokenizer/bpe.cpp tokenizer/tokenizer.cpp tests/fuzz/fuzz_util.cpp
 FUZZ_LIB_OBJS := $(patsubst %.cpp,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRCS))

@@ -95,3 +95,15 @@ copy("sentencepiece", "world", "data/world/tokenizer.model")
 copy("sentencepiece", "world_judge", "data/world/judge_tokenizer.model")
 copy("tokenizer_json", "qwen2", "tests/golden/tokenizers/qwen2/tokenizer.json")
 copy("tokenizer_json", "llama3", "tests/golden/tokenizers/llama3/tokenizer.json")
+
+# an external judge's HTTP reply bodies (chat completions) and bare message contents
+def chat(content):
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+
+
+put("grader", "chat_true.json", chat('{"explanation": "The response says so.", "criteria_met": true}'))
+put("grader", "chat_fenced.json", chat('```json\n{"explanation": "no", "criteria_met": false}\n```'))
+put("grader", "chat_think.json", chat('<think>hmm {"criteria_met": true}</think> Verdict: {"criteria_met": false} done'))
+put("grader", "empty_choices.json", json.dumps({"choices": []}))
+put("grader", "loose_text.txt", 'The answer: "criteria_met": true, as {broken')
+put("grader", "bare_false.txt", "false")
