@@ -20,5 +20,11 @@ std::unique_ptr<Comm> make_nccl_comm(Comm& bootstrap, int device);
 // wait up to `timeout_s` for it.
 std::unique_ptr<Comm> make_nccl_comm_from_file(const std::string& id_file, const std::string& job_tag, int rank,
                                                int size, int device, double timeout_s = 300);
+// The device communicator that data-parallel CUDA ranks sum their gradients over (DataParallel):
+// NCCL over `world`'s ranks, each on its current GPU; or nullptr, with `why`, when there is none to
+// be had, and the gradients then go through the host: one rank, NCCL not built, the emulator (its
+// NCCL joins threads of one process, not a launcher's processes), or ranks sharing a GPU (NCCL
+// refuses them). Every rank of `world` calls it and all get the same answer.
+std::unique_ptr<Comm> make_device_comm(Comm& world, std::string* why);
 
 }  // namespace rusca

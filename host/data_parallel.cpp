@@ -10,9 +10,11 @@
 
 namespace rusca {
 
-DataParallel::DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage)
-    : comm_(comm), layout_(layout), zero_(zero_stage) {
+DataParallel::DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage, Comm* device_comm)
+    : comm_(comm), device_comm_(device_comm), layout_(layout), zero_(zero_stage) {
     check(zero_stage == 0 || zero_stage == 1, "--zero " + std::to_string(zero_stage) + ": only 0 and 1 are supported");
+    check(!device_comm || (device_comm->rank() == comm.rank() && device_comm->size() == comm.size()),
+          "the device communicator's ranks differ from the host communicator's (a rusca bug)");
     const size_t W = size_t(world());
     chunk_ = (layout.total + W - 1) / W;
     lo_ = std::min(layout.total, size_t(rank()) * chunk_);
@@ -27,6 +29,7 @@ void DataParallel::require_supported(const Model& model) const {
 
 std::string DataParallel::describe() const {
     return "rank " + std::to_string(rank()) + " of " + std::to_string(world()) + " (" + comm_.backend() +
+           (device_comm_ ? std::string(", device gradients over ") + device_comm_->backend() : std::string()) +
            (zero_ ? ", ZeRO-1: AdamW moments sharded)" : ", replicated AdamW)");
 }
 
@@ -68,6 +71,13 @@ float DataParallel::global_token_mean(Model& model, float loss, long& tokens) {
 
 float DataParallel::step(Model& model, AdamW& adam, float lr) {
     if (!active()) return model.optimizer_step(adam, lr);
+    // A device backend with a device communicator: scaled and summed in place on the device, then
+    // its own AdamW there, replicated: no gradients, weights or moments cross to the host.
+    if (device_comm_ && !zero_ && model.all_reduce_grads(*device_comm_, grad_scale_)) {
+        grad_scale_ = 1.0f;
+        device_steps_++;
+        return model.optimizer_step(adam, lr);
+    }
     float* grads = model.grads();  // the CPU backend's own array; a device backend's host copy
     if (grad_scale_ != 1.0f) cpu::scale(grads, layout_.total, grad_scale_);
     grad_scale_ = 1.0f;

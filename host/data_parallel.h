@@ -22,7 +22,9 @@ namespace rusca {
 
 class DataParallel {
 public:
-    DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage);
+    // `device_comm` (optional, e.g. NCCL, same ranks as `comm`): reduces a device backend's gradients
+    // where they live; without it a device backend's gradients go through the host and `comm`.
+    DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage, Comm* device_comm = nullptr);
 
     int rank() const { return comm_.rank(); }
     int world() const { return comm_.size(); }
@@ -31,11 +33,13 @@ public:
     // Whether the loops must reduce anything (several ranks, or ZeRO asked on one).
     bool active() const { return world() > 1 || zero_ > 0; }
     // Error unless this layer can train `model` as asked: ZeRO-1 on the CPU backend only. A device
-    // backend trains data parallel with its gradients reduced and AdamW run on the host (correct,
-    // not fast: the NCCL path of comm_nccl.h is not wired to it yet).
+    // backend trains data parallel with its gradients summed on the device and its own AdamW when
+    // there is a device communicator (NCCL), else with them reduced and AdamW run on the host.
     void require_supported(const Model& model) const;
-    // "rank 1 of 4, mpi, ZeRO-1", for the start-up line.
+    // "rank 1 of 4 (mpi, ZeRO-1: ...)", for the start-up line; names the device communicator if any.
     std::string describe() const;
+    // Steps whose gradients were summed by the device communicator (a test's proof of the path).
+    long device_reduced_steps() const { return device_steps_; }
 
     // Items [first, last) of n that this rank takes: contiguous, sizes differ by at most one.
     std::pair<size_t, size_t> share(size_t n) const;
@@ -69,6 +73,8 @@ private:
     void gather(const std::vector<float>& slice, std::vector<float>& full);
 
     Comm& comm_;
+    Comm* device_comm_;
+    long device_steps_ = 0;
     const ParamLayout& layout_;
     int zero_;
     float grad_scale_ = 1.0f;             // this rank's weight in the global mean, applied by step()

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "comm.h"
 #include "config.h"
 #include "cpu/grpo_loss.h"  // GrpoLossConfig, GrpoLossStats
 #include "optimizer.h"
@@ -91,6 +92,11 @@ public:
     // Global-norm clipping + AdamW on this backend's gradients; returns the norm before clipping
     // (when it is not finite, nothing is updated).
     virtual float optimizer_step(AdamW& adam, float lr) { return adam.step(params(), grads(), lr); }
+    // Data parallel on device ranks: scales this rank's gradients by `scale` and sums them over the
+    // ranks of `device_comm` in place, where they live (a communicator over device pointers: NCCL),
+    // so that optimizer_step() follows with no host round trip. False when this backend's gradients
+    // are not on a device (the CPU): the caller reduces grads() over a host communicator instead.
+    virtual bool all_reduce_grads(Comm& /*device_comm*/, float /*scale*/) { return false; }
     virtual const char* device() const { return "cpu"; }
     // The bf16 weights on the device, in ParamLayout order, for an engine to share (nullptr on the
     // CPU). Valid for the model's lifetime; updated in place by optimizer_step().

@@ -20,6 +20,7 @@
 #include "chat.h"
 #include "checker.h"
 #include "checkpoint.h"
+#include "comm_nccl.h"
 #include "data_parallel.h"
 #include "error.h"
 #include "engine.h"
@@ -368,7 +369,15 @@ RlResult run_rl(const RlOptions& opt) {
         o.loss.beta > 0 && !o.schedule_only ? load_model(o.policy, device, /*frozen=*/true) : nullptr;
     const ParamLayout& layout = policy->layout;
     AdamW adam(layout, o.adam);
-    DataParallel dp(world(), layout, o.zero);
+    // CUDA ranks sum their gradients on the device over NCCL where they can (comm_nccl.h); otherwise
+    // (and on the CPU) through the host communicator.
+    std::string host_grads_why;
+    std::unique_ptr<Comm> device_comm = world().size() > 1 && o.zero == 0 && policy->device() == std::string("cuda")
+                                            ? make_device_comm(world(), &host_grads_why)
+                                            : nullptr;
+    if (!device_comm && !host_grads_why.empty() && !o.quiet)
+        std::fprintf(stderr, "rusca: CUDA gradients reduced through the host (%s)\n", host_grads_why.c_str());
+    DataParallel dp(world(), layout, o.zero, device_comm.get());
     dp.require_supported(*policy);
     if (dp.active() && !o.quiet) std::fprintf(stderr, "rusca rl: data parallel, %s\n", dp.describe().c_str());
     EpochSampler sampler(data.size(), o.seed);

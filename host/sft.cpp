@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "checkpoint.h"
+#include "comm_nccl.h"
 #include "data_parallel.h"
 #include "error.h"
 #include "fileio.h"
@@ -68,7 +69,15 @@ SftResult run_sft(const SftOptions& options) {
     std::unique_ptr<Model> model = make_model(config, opt.device);
     const ParamLayout& layout = model->layout;
     AdamW adam(layout, opt.adam);
-    DataParallel dp(world(), layout, opt.zero);
+    // CUDA ranks sum their gradients on the device over NCCL where they can (comm_nccl.h); otherwise
+    // (and on the CPU) through the host communicator.
+    std::string host_grads_why;
+    std::unique_ptr<Comm> device_comm = world().size() > 1 && opt.zero == 0 && model->device() == std::string("cuda")
+                                            ? make_device_comm(world(), &host_grads_why)
+                                            : nullptr;
+    if (!device_comm && !host_grads_why.empty() && !opt.quiet)
+        std::fprintf(stderr, "rusca: CUDA gradients reduced through the host (%s)\n", host_grads_why.c_str());
+    DataParallel dp(world(), layout, opt.zero, device_comm.get());
     dp.require_supported(*model);
     EpochSampler sampler(data.size(), opt.seed);
     if (opt.model.empty()) init_params(layout, model->params(), opt.seed);

@@ -10,10 +10,13 @@
 #include <nccl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "cuda/common.cuh"
 #include "host/fileio.h"
@@ -100,6 +103,34 @@ std::unique_ptr<Comm> make_nccl_comm(Comm& bootstrap, int device) {
     return std::make_unique<NcclComm>(id, bootstrap.rank(), bootstrap.size(), device, &bootstrap);
 }
 
+std::unique_ptr<Comm> make_device_comm(Comm& world, std::string* why) {
+    if (world.size() < 2) {
+        *why = "one rank";
+        return nullptr;
+    }
+#ifdef RUSCA_EMU
+    *why = "the emulator's NCCL joins the threads of one process, not a launcher's processes";
+    return nullptr;
+#else
+    // Each rank's GPU as (host, PCI bus id), hashed to 53 bits (exact in a double) and gathered
+    // through a sum of one-hot slots: equal keys are ranks sharing a GPU, which every rank sees.
+    int device = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    char bus[64] = {}, host[256] = {};
+    CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, device));
+    gethostname(host, sizeof host - 1);
+    std::vector<double> keys(size_t(world.size()), 0.0);
+    keys[size_t(world.rank())] = double(std::hash<std::string>{}(std::string(host) + "/" + bus) >> 11);
+    world.all_reduce(keys.data(), keys.size(), ReduceOp::Sum);
+    std::sort(keys.begin(), keys.end());
+    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) {
+        *why = "ranks share a GPU";
+        return nullptr;
+    }
+    return make_nccl_comm(world, device);
+#endif
+}
+
 std::unique_ptr<Comm> make_nccl_comm_from_file(const std::string& id_file, const std::string& job_tag, int rank,
                                                int size, int device, double timeout_s) {
     ncclUniqueId id;
@@ -139,6 +170,10 @@ const char* kWhy = "NCCL was not built (no nccl.h when this rusca was compiled)"
 bool nccl_built() { return false; }
 std::string nccl_version() { return kWhy; }
 std::unique_ptr<Comm> make_nccl_comm(Comm&, int) { throw Error(kWhy); }
+std::unique_ptr<Comm> make_device_comm(Comm&, std::string* why) {
+    *why = kWhy;
+    return nullptr;
+}
 std::unique_ptr<Comm> make_nccl_comm_from_file(const std::string&, const std::string&, int, int, int, double) {
     throw Error(kWhy);
 }

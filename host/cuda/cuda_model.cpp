@@ -167,6 +167,16 @@ public:
     float forward_backward(const int* tokens, const int* targets, int B, int T) override;
     void backward() override;
     float optimizer_step(AdamW& adam, float lr) override;
+    bool all_reduce_grads(Comm& device_comm, float scale) override {
+        check(!frozen_, "a frozen model has no gradients (a rusca bug)");
+        if (scale != 1.0f) cuda::scale(grads_, layout.total, scale, stream_);
+        // The communicator runs on its own stream: the backward and the scaling queued on ours must
+        // be done before it reads the gradients. It synchronizes its stream before returning, so
+        // optimizer_step() (on ours) reads the sums.
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        device_comm.all_reduce(grads_, layout.total, ReduceOp::Sum);
+        return true;
+    }
 
 private:
     const bf16* W(size_t offset) const { return offset == kAbsent ? nullptr : w_ + offset; }
