@@ -27,6 +27,14 @@ const char* cuda_backend_name() { return "CUDA on the SIMT emulator (cuda/emu: k
 const char* cuda_backend_name() { return "CUDA (sm_90a)"; }
 #endif
 
+int current_gpu() {
+    int d = 0;
+    CUDA_CHECK(cudaGetDevice(&d));
+    return d;
+}
+
+void use_gpu(int index) { CUDA_CHECK(cudaSetDevice(index)); }
+
 std::vector<GpuInfo> list_gpus(std::string* why_none) {
     std::vector<GpuInfo> gpus;
     int count = 0;
@@ -36,6 +44,8 @@ std::vector<GpuInfo> list_gpus(std::string* why_none) {
         cudaGetLastError();  // clear the sticky error so later calls start clean
         return gpus;
     }
+    int current = 0;
+    CUDA_CHECK(cudaGetDevice(&current));
     for (int i = 0; i < count; i++) {
         cudaDeviceProp prop;
         CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
@@ -47,7 +57,7 @@ std::vector<GpuInfo> list_gpus(std::string* why_none) {
         CUDA_CHECK(cudaMemGetInfo(&g.free_bytes, &g.total_bytes));
         gpus.push_back(g);
     }
-    CUDA_CHECK(cudaSetDevice(0));
+    CUDA_CHECK(cudaSetDevice(current));  // the query changes nothing: a rank keeps its GPU
     return gpus;
 }
 

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 
 #include "cli.h"
@@ -21,10 +22,11 @@ void print_ranks(const std::vector<GpuInfo>& gpus) {
     std::printf("NCCL: %s\n", nccl_version().c_str());
     const LaunchInfo li = launch_info();
     Comm& comm = world();
-    // Every rank trains on the first GPU it sees: one GPU per rank comes from the launcher.
-    std::string device = gpus.empty() ? std::string("CPU") : "GPU 0 of the " + std::to_string(gpus.size()) + " it sees";
-    if (gpus.size() > 1 && comm.size() > 1)
-        device += " (give each rank its own: CUDA_VISIBLE_DEVICES=<local rank> or srun --gpus-per-task=1)";
+    // Several ranks on a node with several GPUs: each trains on GPU (local rank mod GPUs seen).
+    const int gpu = rank_gpu(li, int(gpus.size()));
+    std::string device = gpus.empty() ? std::string("CPU")
+                                      : "GPU " + std::to_string(std::max(gpu, 0)) + " of the " + std::to_string(gpus.size()) +
+                                            " it sees" + (gpu >= 0 ? " (local rank mod GPUs)" : "");
     std::printf("rank %d of %d (launcher variable: %s, communicator: %s, local rank %d): %s\n", comm.rank(), comm.size(),
                 li.source.c_str(), comm.backend(), li.local_rank, device.c_str());
 }

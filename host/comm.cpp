@@ -73,6 +73,11 @@ LaunchInfo launch_info() {
     return {};
 }
 
+int rank_gpu(const LaunchInfo& li, int n_gpus) {
+    if (li.size <= 1 || n_gpus <= 1) return -1;
+    return li.local_rank % n_gpus;
+}
+
 std::string mpi_plugin_path() {
     std::error_code ec;
     const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -46,6 +46,11 @@ struct LaunchInfo {
     std::string source = "none";
 };
 LaunchInfo launch_info();
+// The GPU (of n_gpus visible) a rank of `li` trains on: its local rank modulo n_gpus, so that
+// `mpirun -np 8` on an 8-GPU node gives each rank its own; -1 (keep the current one) for a single
+// rank or a single visible GPU (the launcher gave each rank its own: CUDA_VISIBLE_DEVICES, srun
+// --gpus-per-task).
+int rank_gpu(const LaunchInfo& li, int n_gpus);
 
 // The process's communicator, made on first use: single when the launcher started one rank, MPI when
 // it started several (an Error saying why when MPI cannot be had). Lives until the process exits.

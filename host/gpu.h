@@ -21,6 +21,9 @@ const char* cuda_backend_name();
 std::vector<GpuInfo> list_gpus(std::string* why_none = nullptr);
 // Throws Error("<what> needs a GPU: <why there is none>") when no GPU is visible.
 void require_gpu(const std::string& what);
+// The GPU this process runs CUDA on (0 unless use_gpu chose another; 0 without CUDA).
+int current_gpu();
+void use_gpu(int index);
 // Bytes in use on the current GPU (total - free, all processes); 0 without CUDA.
 size_t gpu_memory_used();
 

@@ -13,6 +13,8 @@ std::vector<GpuInfo> list_gpus(std::string* why_none) {
 }
 
 size_t gpu_memory_used() { return 0; }
+int current_gpu() { return 0; }
+void use_gpu(int) {}
 
 }  // namespace rusca
 #endif

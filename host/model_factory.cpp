@@ -1,6 +1,7 @@
 // model_factory.cpp: choosing a backend by name.
 #include "checkpoint.h"  // load_params
 #include "error.h"
+#include "comm.h"
 #include "gpu.h"
 #include "model.h"
 #include "model_hook.h"
@@ -24,6 +25,12 @@ std::string resolve_device(const std::string& device) {
     if (device == "auto" && list_gpus().empty()) return "cpu";
     require_gpu("--device cuda");
     check(cuda_built(), "--device cuda: this rusca was built without CUDA");
+    static const bool picked = [] {  // several ranks on a node of several GPUs: one GPU each
+        const int gpu = rank_gpu(launch_info(), int(list_gpus().size()));
+        if (gpu >= 0) use_gpu(gpu);
+        return true;
+    }();
+    (void)picked;
     return "cuda";
 }
 

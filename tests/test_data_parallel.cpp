@@ -135,6 +135,22 @@ TEST(DataParallel, ZeroOneOnOneRankIsAdamW) {
     EXPECT_EQ(adam_b.t, adam_a.t);
 }
 
+// Ranks on a node of several GPUs train on GPU (local rank mod GPUs); a single rank, or a rank that
+// sees one GPU (the launcher gave it its own), keeps the current one.
+TEST(DataParallel, EachLocalRankGetsItsOwnGpu) {
+    LaunchInfo li;
+    li.size = 16;
+    for (int local = 0; local < 8; local++) {
+        li.local_rank = local;
+        EXPECT_EQ(rank_gpu(li, 8), local);
+        EXPECT_EQ(rank_gpu(li, 4), local % 4);
+        EXPECT_EQ(rank_gpu(li, 1), -1);
+        EXPECT_EQ(rank_gpu(li, 0), -1);
+    }
+    li.size = 1;
+    EXPECT_EQ(rank_gpu(li, 8), -1);
+}
+
 TEST(DataParallel, SharesCoverEveryItemOnce) {
     std::unique_ptr<Comm> single = make_single_comm();
     ParamLayout layout(tiny_config());
