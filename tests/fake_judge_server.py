@@ -39,12 +39,21 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def send(self, status, body):
+        # A request stops counting as in flight before its reply goes out: once the client has the
+        # reply it may start the next request, which must not find this one still counted.
+        self.done()
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def done(self):
+        if getattr(self, "counted", False):
+            self.counted = False
+            with LOCK:
+                STATE["in_flight"] -= 1
 
     def do_GET(self):
         with LOCK:
@@ -62,13 +71,13 @@ class Handler(BaseHTTPRequestHandler):
             STATE["model"] = body.get("model", "")
             attempt = STATE["attempts"].get(prompt, 0) + 1
             STATE["attempts"][prompt] = attempt
+        self.counted = True
         try:
             self.answer(prompt, attempt)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout)
         finally:
-            with LOCK:
-                STATE["in_flight"] -= 1
+            self.done()  # no reply sent (a dropped connection, the client's timeout)
 
     def answer(self, prompt, attempt):
         response, item = parse_prompt(prompt)
