@@ -42,6 +42,20 @@ std::string completion_text(const Tokenizer& tok, const Completion& c) {
     return tok.decode(std::vector<int>(c.tokens.begin(), c.tokens.end() - (c.stopped ? 1 : 0)));
 }
 
+std::vector<int> rollout_context(const std::vector<PromptGroup>& groups, size_t g, size_t i, const ModelConfig& c,
+                                 int max_new_tokens) {
+    std::vector<int> full = groups[g].prefixes[i];
+    full.insert(full.end(), groups[g].prompt.begin(), groups[g].prompt.end());
+    const std::string where = "prompt " + std::to_string(g);
+    check(!full.empty(), where + " has no tokens");
+    for (int t : full)
+        check(t >= 0 && t < c.vocab_size, where + ": token id " + std::to_string(t) + " is outside the vocabulary");
+    check(full.size() + size_t(max_new_tokens) <= size_t(c.max_position_embeddings),
+          where + ": " + std::to_string(full.size()) + " prompt tokens + " + std::to_string(max_new_tokens) +
+              " new tokens exceed max_position_embeddings " + std::to_string(c.max_position_embeddings));
+    return full;
+}
+
 std::vector<std::vector<Completion>> generate(const CpuInference& model, const std::vector<PromptGroup>& groups,
                                               const GenerateOptions& opt) {
     opt.sampling.validate();
@@ -54,17 +68,7 @@ std::vector<std::vector<Completion>> generate(const CpuInference& model, const s
     const ModelConfig& c = model.config;
     for (size_t g = 0; g < groups.size(); g++) {
         for (size_t i = 0; i < groups[g].prefixes.size(); i++) {
-            std::vector<int> full = groups[g].prefixes[i];
-            full.insert(full.end(), groups[g].prompt.begin(), groups[g].prompt.end());
-            check(!full.empty(), "prompt " + std::to_string(g) + " has no tokens");  // (Llama 2: all in the prefix)
-            // Checked here: nothing may throw inside the parallel regions below.
-            for (int t : full)
-                check(t >= 0 && t < c.vocab_size, "prompt " + std::to_string(g) + ": token id " + std::to_string(t) +
-                                                      " is outside the vocabulary");
-            check(full.size() + size_t(opt.max_new_tokens) <= size_t(c.max_position_embeddings),
-                  "prompt " + std::to_string(g) + ": " + std::to_string(full.size()) + " prompt tokens + " +
-                      std::to_string(opt.max_new_tokens) + " new tokens exceed max_position_embeddings " +
-                      std::to_string(c.max_position_embeddings));
+            const std::vector<int> full = rollout_context(groups, g, i, c, opt.max_new_tokens);
             keys.push_back(full);
             prefills[full];
             rollouts.push_back({int(g), int(i), nullptr, nullptr});

@@ -44,6 +44,13 @@ std::string completion_text(const Tokenizer& tok, const Completion& c);
 
 // Completions [group][rollout]. Rollout r of the whole call (groups flattened in order) draws its
 // random numbers from counter (seed, rollout_rng_id(r), step).
+// Rollout i of group g's full context (its prefix, then the group's prompt), checked before any
+// generation starts (nothing may throw inside the engines' parallel regions): not empty (Llama 2
+// keeps a one-turn prompt wholly in the prefix), ids inside the vocabulary, and room for
+// max_new_tokens within max_position_embeddings. Errors name the prompt. Both engines use it.
+std::vector<int> rollout_context(const std::vector<PromptGroup>& groups, size_t g, size_t i, const ModelConfig& c,
+                                 int max_new_tokens);
+
 std::vector<std::vector<Completion>> generate(const CpuInference& model, const std::vector<PromptGroup>& groups,
                                               const GenerateOptions& opt);
 

@@ -32,17 +32,7 @@ public:
           need_hidden_(need_hidden) {}
     const bf16* W(size_t offset) const { return e_.W(offset); }
 
-    Bufs bufs(int) const {
-        const Acts& a = e_.acts;
-        Bufs b;
-        b.res_in = b.res_mid = b.res_out = a.x;
-        b.ln1 = b.ln2 = b.ln_out = a.ln;
-        b.rstd1 = b.rstd2 = b.rstd_out = b.rstd_q = b.rstd_k = a.rstd;
-        b.q_lin = b.q_pre = b.q = a.q;
-        b.k_lin = b.k_pre = a.k;
-        b.att = a.att, b.proj = a.proj, b.gate = b.act = a.gate, b.up = a.up;
-        return b;
-    }
+    Bufs bufs(int) const { return layer_bufs(e_.acts); }
     void project_v(int l, const bf16* ln, const bf16* Wv, const bf16* bv, int N) const {
         linear(e_.pool_v(l) + size_t(f_.dst) * e_.KV, ln, Wv, bv, N, e_.C, e_.KV);
     }

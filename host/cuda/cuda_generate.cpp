@@ -35,16 +35,7 @@ std::vector<std::vector<Completion>> CudaEngine::Impl::generate(const std::vecto
     std::vector<std::pair<int, int>> roll_where;  // [R] -> (group, rollout)
     for (size_t g = 0; g < groups.size(); g++) {
         for (size_t i = 0; i < groups[g].prefixes.size(); i++) {
-            std::vector<int> full = groups[g].prefixes[i];
-            full.insert(full.end(), groups[g].prompt.begin(), groups[g].prompt.end());
-            check(!full.empty(), "prompt " + std::to_string(g) + " has no tokens");  // (Llama 2: all in the prefix)
-            for (int t : full)
-                check(t >= 0 && t < V, "prompt " + std::to_string(g) + ": token id " + std::to_string(t) +
-                                           " is outside the vocabulary");
-            check(full.size() + size_t(gopt.max_new_tokens) <= size_t(c.max_position_embeddings),
-                  "prompt " + std::to_string(g) + ": " + std::to_string(full.size()) + " prompt tokens + " +
-                      std::to_string(gopt.max_new_tokens) + " new tokens exceed max_position_embeddings " +
-                      std::to_string(c.max_position_embeddings));
+            const std::vector<int> full = rollout_context(groups, g, i, c, gopt.max_new_tokens);
             auto it = index.find(full);
             if (it == index.end()) it = index.emplace(full, int(distinct.size())).first, distinct.push_back(full);
             roll_prefix.push_back(it->second);

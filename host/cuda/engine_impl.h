@@ -34,6 +34,7 @@
 #include "cuda/device_buffer.h"  // DeviceBuffer
 #include "cuda/sampler.cuh"      // cpu::SamplingParams on the device side
 #include "cuda_infer.h"
+#include "host/graph.h"   // graph::LayerBufs
 #include "host/params.h"
 
 namespace rusca {
@@ -88,6 +89,19 @@ struct Acts {
     float *rstd = nullptr, *lse = nullptr;
     int *tok = nullptr, *pos = nullptr;
 };
+
+// Inference keeps no activations for a backward: every layer of a feed or a decode step reuses the
+// same rows, and each op overwrites the input it no longer needs.
+inline graph::LayerBufs<bf16, float> layer_bufs(const Acts& a) {
+    graph::LayerBufs<bf16, float> b;
+    b.res_in = b.res_mid = b.res_out = a.x;
+    b.ln1 = b.ln2 = b.ln_out = a.ln;
+    b.rstd1 = b.rstd2 = b.rstd_out = b.rstd_q = b.rstd_k = a.rstd;
+    b.q_lin = b.q_pre = b.q = a.q;
+    b.k_lin = b.k_pre = a.k;
+    b.att = a.att, b.proj = a.proj, b.gate = b.act = a.gate, b.up = a.up;
+    return b;
+}
 
 inline void carve_acts(Arena& a, Acts& s, const ModelConfig& c, size_t N) {
     const size_t C = c.hidden_size, F = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
