@@ -112,7 +112,7 @@ void add_rl_command(CLI::App& app) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", o->quiet, "No progress lines");
-    cmd->add_option("--zero", o->zero, "Data parallel (mpirun -np N): 1 = ZeRO-1, AdamW moments sharded over the ranks")
+    cmd->add_option("--zero", o->zero, "Data parallel (mpirun -np N): 1 = ZeRO-1, AdamW moments (on CUDA also the fp32 master weights) sharded over the ranks")
         ->capture_default_str()
         ->check(CLI::Range(0, 1));
     cmd->callback([cmd, o, decay, agg, adv, reward, recipe] {

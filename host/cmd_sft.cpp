@@ -49,7 +49,7 @@ void add_sft_command(CLI::App& app) {
         ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     cmd->add_option("--threads", opt->threads, "OpenMP threads (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", opt->quiet, "No progress lines");
-    cmd->add_option("--zero", opt->zero, "Data parallel (mpirun -np N): 1 = ZeRO-1, AdamW moments sharded over the ranks")
+    cmd->add_option("--zero", opt->zero, "Data parallel (mpirun -np N): 1 = ZeRO-1, AdamW moments (on CUDA also the fp32 master weights) sharded over the ranks")
         ->capture_default_str()
         ->check(CLI::Range(0, 1));
     cmd->callback([opt] {

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "error.h"
+
 namespace rusca {
 
 enum class ReduceOp { Sum, Max };
@@ -30,6 +32,11 @@ public:
     virtual void reduce_scatter(const float* in, float* out, size_t chunk) = 0;
     // out[r*chunk .. (r+1)*chunk) := rank r's in[0..chunk), on every rank.
     virtual void all_gather(const float* in, float* out, size_t chunk) = 0;
+    // The same for 16-bit elements (bf16 weights: ZeRO-1's all-gather on device ranks); only the
+    // communicators over device memory have it.
+    virtual void all_gather_bf16(const void* /*in*/, void* /*out*/, size_t /*chunk*/) {
+        throw Error(std::string("the ") + backend() + " communicator has no 16-bit all_gather (a rusca bug)");
+    }
     // bytes of data from rank `root` to every rank.
     virtual void broadcast(void* data, size_t bytes, int root) = 0;
     virtual void barrier() = 0;

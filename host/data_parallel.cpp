@@ -21,16 +21,17 @@ DataParallel::DataParallel(Comm& comm, const ParamLayout& layout, int zero_stage
     hi_ = std::min(layout.total, lo_ + chunk_);
 }
 
-void DataParallel::require_supported(const Model& model) const {
-    check(zero_ == 0 || model.device() == std::string("cpu"),
-          std::string("--zero 1 runs on the CPU backend only in this build (on ") + model.device() +
-              ", data parallel keeps AdamW replicated): use --device cpu, or leave out --zero");
+void DataParallel::require_supported(const Model& model, const std::string& no_device_comm_why) const {
+    check(zero_ == 0 || model.device() == std::string("cpu") || world() == 1 || device_comm_,
+          std::string("--zero 1 on ") + model.device() + " shards over NCCL, which these ranks cannot use (" +
+              (no_device_comm_why.empty() ? "no device communicator" : no_device_comm_why) +
+              "): leave out --zero, or give each rank its own GPU");
 }
 
 std::string DataParallel::describe() const {
     return "rank " + std::to_string(rank()) + " of " + std::to_string(world()) + " (" + comm_.backend() +
            (device_comm_ ? std::string(", device gradients over ") + device_comm_->backend() : std::string()) +
-           (zero_ ? ", ZeRO-1: AdamW moments sharded)" : ", replicated AdamW)");
+           (zero_ ? ", ZeRO-1: optimizer state sharded)" : ", replicated AdamW)");
 }
 
 std::pair<size_t, size_t> DataParallel::share(size_t n) const {
@@ -71,6 +72,12 @@ float DataParallel::global_token_mean(Model& model, float loss, long& tokens) {
 
 float DataParallel::step(Model& model, AdamW& adam, float lr) {
     if (!active()) return model.optimizer_step(adam, lr);
+    if (device_shard_) {  // ZeRO-1 where the gradients live (Model::sharded_step)
+        const float norm = model.sharded_step(device_comm_, comm_, grad_scale_, adam, lr);
+        grad_scale_ = 1.0f;
+        device_steps_++;
+        return norm;
+    }
     // A device backend with a device communicator: scaled and summed in place on the device, then
     // its own AdamW there, replicated: no gradients, weights or moments cross to the host.
     if (device_comm_ && !zero_ && model.all_reduce_grads(*device_comm_, grad_scale_)) {
@@ -125,6 +132,12 @@ float DataParallel::zero1_step(Model& model, const float* grads, AdamW& adam, fl
     return norm;
 }
 
+void DataParallel::place_optimizer(Model& model, AdamW& adam) {
+    device_shard_ = zero_ && model.shard_optimizer(shard(), adam);
+    if (!device_shard_) model.upload_optimizer(adam);
+    shard_moments(adam);
+}
+
 void DataParallel::shard_moments(AdamW& adam) const {
     if (!zero_) return;
     check(adam.m.size() == layout_.total && adam.v.size() == layout_.total, "ZeRO-1: moments are already sharded (a rusca bug)");
@@ -132,20 +145,27 @@ void DataParallel::shard_moments(AdamW& adam) const {
     adam.v = std::vector<float>(adam.v.begin() + lo_, adam.v.begin() + hi_);
 }
 
-void DataParallel::gather(const std::vector<float>& slice, std::vector<float>& full) {
+void DataParallel::gather(const float* slice, std::vector<float>& full) {
     buf_.assign(size_t(world()) * chunk_, 0.0f);
-    std::copy(slice.begin(), slice.end(), buf_.begin() + size_t(rank()) * chunk_);
+    std::copy(slice, slice + (hi_ - lo_), buf_.begin() + size_t(rank()) * chunk_);
     comm_.all_gather(buf_.data() + size_t(rank()) * chunk_, buf_.data(), chunk_);
     full.assign(buf_.begin(), buf_.begin() + layout_.total);
 }
 
-void DataParallel::full_moments(const AdamW& adam, std::vector<float>& m, std::vector<float>& v) {
+void DataParallel::full_state(Model& model, AdamW& adam, std::vector<float>& m, std::vector<float>& v) {
+    model.download_params();
+    model.download_optimizer(adam);
     if (!zero_) {
         m = adam.m, v = adam.v;
         return;
     }
-    gather(adam.m, m);
-    gather(adam.v, v);
+    if (device_shard_) {  // each rank downloaded its own slice of the master weights
+        std::vector<float> full;
+        gather(model.params() + lo_, full);
+        std::copy(full.begin(), full.end(), model.params());
+    }
+    gather(adam.m.data(), m);
+    gather(adam.v.data(), v);
 }
 
 }  // namespace rusca

@@ -57,7 +57,7 @@ size_t MemoryPlan::fixed() const {
 
 std::string MemoryPlan::table() const {
     std::string out = "memory plan (device):\n";
-    for (const auto& [what, bytes] : items) out += "  " + what + std::string(std::max<size_t>(2, 34 - what.size()), ' ') + gib(bytes) + "\n";
+    for (const auto& [what, bytes] : items) out += "  " + what + std::string(what.size() < 32 ? 34 - what.size() : 2, ' ') + gib(bytes) + "\n";
     out += "  KV pool (one step's rollouts)    " + gib(kv_pool_need) + "\n";
     out += "  total                            " + gib(fixed() + kv_pool_need) + " of " + gib(budget) + " available\n";
     return out;
@@ -65,14 +65,14 @@ std::string MemoryPlan::table() const {
 
 MemoryPlan plan_rl_memory(const ModelConfig& policy, const ModelConfig& judge, const RlShape& s, size_t budget) {
     MemoryPlan p;
-    const size_t n = ParamLayout(policy).total;
+    const size_t n = ParamLayout(policy).total, shards = size_t(std::max(s.optimizer_shards, 1));
     const int T = s.max_bare_tokens + s.max_new_tokens;
     const size_t loss_rows = size_t(s.minibatch) * T;
     p.items = {
         {"policy weights (bf16, shared)", weights_bf16(policy)},
-        {"master weights (fp32)", n * 4},
+        {s.optimizer_shards > 1 ? "master weights (fp32, ZeRO-1 1/N)" : "master weights (fp32)", n * 4 / shards},
         {"gradients (fp32)", n * 4},
-        {"AdamW moments (fp32)", n * 8},
+        {s.optimizer_shards > 1 ? "AdamW moments (fp32, ZeRO-1 1/N)" : "AdamW moments (fp32)", n * 8 / shards},
         {"training activations", training_activation_bytes(policy, s.minibatch, T)},
         {"fused loss logits chunk", std::min(kLmHeadScratch, loss_rows * policy.vocab_size * 4)},
         {"reference (bf16 + activations)",

@@ -33,6 +33,7 @@ struct RlShape {
     int max_judge_tokens = 0;     // longest judge prompt (conversation + response + criterion)
     bool reference = false;       // beta > 0
     bool judge_on_device = true;  // false: an external judge (--judge-url), no judge memory here
+    int optimizer_shards = 1;     // ZeRO-1 over this many ranks: each holds 1/N of master and moments
 };
 
 struct MemoryPlan {

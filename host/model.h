@@ -14,6 +14,7 @@
 #include "comm.h"
 #include "config.h"
 #include "cpu/grpo_loss.h"  // GrpoLossConfig, GrpoLossStats
+#include "error.h"
 #include "optimizer.h"
 #include "params.h"
 
@@ -35,6 +36,14 @@ struct GrpoBatch {
 };
 
 enum class LogpKind { kOld, kReference };
+
+// This rank's part of ZeRO-1's split of the flat parameters (host/data_parallel.h): `world` slices of
+// `chunk` elements over the flat array zero-padded to world * chunk; this rank's starts at
+// rank * chunk and holds the parameters [lo, hi) (the last ranks' slices are short or empty).
+struct ParamShard {
+    int rank = 0, world = 1;
+    size_t chunk = 0, lo = 0, hi = 0;
+};
 
 class Model {
 public:
@@ -97,6 +106,20 @@ public:
     // so that optimizer_step() follows with no host round trip. False when this backend's gradients
     // are not on a device (the CPU): the caller reduces grads() over a host communicator instead.
     virtual bool all_reduce_grads(Comm& /*device_comm*/, float /*scale*/) { return false; }
+    // ZeRO-1 on device ranks: from now on this backend keeps only the shard's fp32 master weights and
+    // AdamW moments, taken from params() and adam's full moments (the weights the kernels read stay
+    // whole), upload/download_params and _optimizer move the shard only (adam.m / v then hold
+    // hi - lo), and sharded_step() replaces optimizer_step(). False where the backend cannot: the
+    // CPU, whose moments DataParallel shards on the host instead.
+    virtual bool shard_optimizer(const ParamShard& /*shard*/, const AdamW& /*adam*/) { return false; }
+    // The ZeRO-1 step: this rank's gradients scaled by `scale` and reduce-scattered over
+    // `device_comm` (null: one rank), the global norm from the slices' sums of squares summed over
+    // `host_comm`, clipping, AdamW on the shard, and the bf16 weights all-gathered; returns the norm
+    // before clipping (not finite: nothing updated, on every rank).
+    virtual float sharded_step(Comm* /*device_comm*/, Comm& /*host_comm*/, float /*scale*/, AdamW& /*adam*/,
+                               float /*lr*/) {
+        throw Error("sharded_step on a backend that did not shard its optimizer (a rusca bug)");
+    }
     virtual const char* device() const { return "cpu"; }
     // The bf16 weights on the device, in ParamLayout order, for an engine to share (nullptr on the
     // CPU). Valid for the model's lifetime; updated in place by optimizer_step().

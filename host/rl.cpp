@@ -257,6 +257,7 @@ MemoryPlan plan_device_memory(const RlOptions& o, const std::vector<RubricExampl
     s.minibatch = (s.rollouts + o.updates_per_step - 1) / o.updates_per_step;
     if (o.micro_batch > 0) s.minibatch = std::min(s.minibatch, o.micro_batch);
     s.max_new_tokens = o.max_new_tokens, s.reference = o.loss.beta > 0, s.judge_on_device = judge_tok != nullptr;
+    s.optimizer_shards = o.zero ? world().size() : 1;
     const JudgeTemplate jt = judge_tok ? JudgeTemplate::load(o.judge_template) : JudgeTemplate{};
     for (const RubricExample& ex : data) {  // the longest prompts: bare, with every criterion shown, judged
         std::vector<const Criterion*> all;
@@ -372,13 +373,13 @@ RlResult run_rl(const RlOptions& opt) {
     // CUDA ranks sum their gradients on the device over NCCL where they can (comm_nccl.h); otherwise
     // (and on the CPU) through the host communicator.
     std::string host_grads_why;
-    std::unique_ptr<Comm> device_comm = world().size() > 1 && o.zero == 0 && policy->device() == std::string("cuda")
+    std::unique_ptr<Comm> device_comm = world().size() > 1 && policy->device() == std::string("cuda")
                                             ? make_device_comm(world(), &host_grads_why)
                                             : nullptr;
-    if (!device_comm && !host_grads_why.empty() && !o.quiet)
+    if (!device_comm && !host_grads_why.empty() && o.zero == 0 && !o.quiet)
         std::fprintf(stderr, "rusca: CUDA gradients reduced through the host (%s)\n", host_grads_why.c_str());
     DataParallel dp(world(), layout, o.zero, device_comm.get());
-    dp.require_supported(*policy);
+    dp.require_supported(*policy, host_grads_why);
     if (dp.active() && !o.quiet) std::fprintf(stderr, "rusca rl: data parallel, %s\n", dp.describe().c_str());
     EpochSampler sampler(data.size(), o.seed);
     const std::string metrics_path = o.out + "/metrics.jsonl";
@@ -391,19 +392,16 @@ RlResult run_rl(const RlOptions& opt) {
         expect_same_settings(st, settings, ckpt);
         start = restore_training(ckpt, st, layout, policy->params(), adam, sampler, dp.root() ? metrics_path : "");
         policy->upload_params();
-        policy->upload_optimizer(adam);
         if (!o.quiet) std::fprintf(stderr, "rusca rl: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
-    dp.shard_moments(adam);
+    dp.place_optimizer(*policy, adam);
     make_dirs(o.out);
     if (dp.root()) write_file_atomic(o.out + "/settings.json", json(settings).dump(2) + "\n");
     std::ofstream metrics(dp.root() ? metrics_path : "/dev/null", std::ios::app);  // metrics are reduced: rank 0's
     check(metrics.good(), metrics_path + ": cannot open for writing");
     auto save = [&](int step) {
-        policy->download_params();
-        policy->download_optimizer(adam);
         TrainState st = training_state(step, adam, sampler);
-        dp.full_moments(adam, st.m, st.v);  // a collective under ZeRO-1: every rank takes part
+        dp.full_state(*policy, adam, st.m, st.v);  // a collective under ZeRO-1: every rank takes part
         if (!dp.root()) return std::string();
         st.meta.insert(settings.begin(), settings.end());
         return save_checkpoint(o.out, step, policy->config, layout, policy->params(), st, tok.path());

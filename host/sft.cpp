@@ -72,13 +72,13 @@ SftResult run_sft(const SftOptions& options) {
     // CUDA ranks sum their gradients on the device over NCCL where they can (comm_nccl.h); otherwise
     // (and on the CPU) through the host communicator.
     std::string host_grads_why;
-    std::unique_ptr<Comm> device_comm = world().size() > 1 && opt.zero == 0 && model->device() == std::string("cuda")
+    std::unique_ptr<Comm> device_comm = world().size() > 1 && model->device() == std::string("cuda")
                                             ? make_device_comm(world(), &host_grads_why)
                                             : nullptr;
-    if (!device_comm && !host_grads_why.empty() && !opt.quiet)
+    if (!device_comm && !host_grads_why.empty() && opt.zero == 0 && !opt.quiet)
         std::fprintf(stderr, "rusca: CUDA gradients reduced through the host (%s)\n", host_grads_why.c_str());
     DataParallel dp(world(), layout, opt.zero, device_comm.get());
-    dp.require_supported(*model);
+    dp.require_supported(*model, host_grads_why);
     EpochSampler sampler(data.size(), opt.seed);
     if (opt.model.empty()) init_params(layout, model->params(), opt.seed);
     else load_params(opt.model, layout, model->params());
@@ -97,10 +97,9 @@ SftResult run_sft(const SftOptions& options) {
         meta_expect(st, "batch", std::to_string(opt.batch), ckpt);
         meta_expect(st, "seq", std::to_string(opt.seq), ckpt);
         start = restore_training(ckpt, st, layout, model->params(), adam, sampler, dp.root() ? metrics_path : "");
-        model->upload_optimizer(adam);
         if (!opt.quiet) std::fprintf(stderr, "rusca sft: resumed from %s (step %d)\n", ckpt.c_str(), start);
     }
-    dp.shard_moments(adam);
+    dp.place_optimizer(*model, adam);
     model->upload_params();
     make_dirs(opt.out);
     // Other ranks log nowhere: their metrics are rank 0's (reduced before logging).
@@ -108,10 +107,8 @@ SftResult run_sft(const SftOptions& options) {
     check(metrics.good(), metrics_path + ": cannot open for writing");
 
     auto save = [&](int step, float loss) {
-        model->download_params();
-        model->download_optimizer(adam);
         TrainState st = training_state(step, adam, sampler);
-        dp.full_moments(adam, st.m, st.v);  // a collective under ZeRO-1: every rank takes part
+        dp.full_state(*model, adam, st.m, st.v);  // a collective under ZeRO-1: every rank takes part
         if (!dp.root()) return std::string();
         st.meta.insert({{"batch", std::to_string(opt.batch)}, {"seq", std::to_string(opt.seq)},
                         {"seed", std::to_string(opt.seed)}, {"data", opt.data}, {"loss", std::to_string(loss)}});

@@ -132,14 +132,28 @@ TEST(CudaModel, HiddenStatesAndLogitsOnTheHostMatchTheCpuBackend) {
     EXPECT_LE(rel_err(l_gpu.data(), l_cpu.data(), l_cpu.size()), 3e-2);
 }
 
+// After a step the device's fp32 master weights are the weights (the host copy is stale until
+// download_params, which a checkpoint calls); before any step the uploaded host copy is.
 TEST(CudaModel, CheckpointRoundTripThroughTheHost) {
     SKIP_WITHOUT_GPU();
     ModelConfig c = config_for(Family::Llama);
     Pair m(c);
-    std::vector<float> before(m.gpu->params(), m.gpu->params() + m.gpu->layout.total);
-    std::fill(m.gpu->params(), m.gpu->params() + m.gpu->layout.total, 0.0f);
+    const size_t n = m.gpu->layout.total;
+    const std::vector<float> before(m.gpu->params(), m.gpu->params() + n);
     m.gpu->download_params();
-    EXPECT_EQ(std::vector<float>(m.gpu->params(), m.gpu->params() + m.gpu->layout.total), before);
+    EXPECT_EQ(std::vector<float>(m.gpu->params(), m.gpu->params() + n), before);
+    std::vector<int> tokens, targets;
+    batch(2, 9, c.vocab_size, 3, tokens, targets);
+    AdamW adam(m.gpu->layout, AdamWConfig{});
+    m.gpu->zero_grad();
+    ASSERT_TRUE(std::isfinite(m.gpu->forward_backward(tokens.data(), targets.data(), 2, 9)));
+    ASSERT_TRUE(std::isfinite(m.gpu->optimizer_step(adam, 1e-2f)));
+    m.gpu->download_params();
+    const std::vector<float> after(m.gpu->params(), m.gpu->params() + n);
+    EXPECT_NE(after, before);
+    std::fill(m.gpu->params(), m.gpu->params() + n, 0.0f);
+    m.gpu->download_params();
+    EXPECT_EQ(std::vector<float>(m.gpu->params(), m.gpu->params() + n), after);
 }
 
 }  // namespace

@@ -120,7 +120,7 @@ TEST(DataParallel, ZeroOneOnOneRankIsAdamW) {
     std::unique_ptr<Comm> single = make_single_comm();
     DataParallel dp(*single, layout, 1);
     ASSERT_TRUE(dp.active());
-    dp.shard_moments(adam_b);
+    dp.place_optimizer(*b, adam_b);
     Rng rng(9);
     for (int step = 0; step < 3; step++) {
         for (size_t i = 0; i < layout.total; i++) a->grads()[i] = b->grads()[i] = float(rng.normal()) * 0.1f;
@@ -129,7 +129,7 @@ TEST(DataParallel, ZeroOneOnOneRankIsAdamW) {
     }
     for (size_t i = 0; i < layout.total; i++) ASSERT_EQ(a->params()[i], b->params()[i]) << i;
     std::vector<float> m, v;
-    dp.full_moments(adam_b, m, v);
+    dp.full_state(*b, adam_b, m, v);
     EXPECT_EQ(m, adam_a.m);
     EXPECT_EQ(v, adam_a.v);
     EXPECT_EQ(adam_b.t, adam_a.t);

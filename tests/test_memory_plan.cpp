@@ -67,6 +67,24 @@ TEST(MemoryPlan, HalfBillionPolicyAndJudgeFitAnH200AndTheKvPoolGetsTheRest) {
     EXPECT_NE(p.table().find("KV pool"), std::string::npos);
 }
 
+// The issue ZeRO-1 solves: a 7B policy's fp32 master weights and AdamW moments (91 GB) with its
+// weights, gradients, reference and judge do not fit one H200; sharded over 8 ranks they do.
+TEST(MemoryPlan, SevenBillionPolicyFitsAnH200OnlyWithZeroOne) {
+    ModelConfig c = qwen2_05b();  // Qwen2-7B's shape
+    c.vocab_size = 152064, c.hidden_size = 3584, c.intermediate_size = 18944, c.num_layers = 28;
+    c.num_heads = 28, c.num_kv_heads = 4, c.head_dim = 128, c.tie_word_embeddings = false;
+    const size_t P = ParamLayout(c).total, h200 = size_t(141) << 30;
+    RlShape s = paper_batch(512);
+    s.minibatch = 2;
+    const MemoryPlan full = plan_rl_memory(c, qwen2_05b(), s, h200);
+    EXPECT_FALSE(full.fits) << full.table();
+    s.optimizer_shards = 8;
+    const MemoryPlan zero = plan_rl_memory(c, qwen2_05b(), s, h200);
+    EXPECT_TRUE(zero.fits) << zero.table();
+    EXPECT_EQ(full.fixed() - zero.fixed(), 12 * P - (4 * P / 8 + 8 * P / 8));
+    EXPECT_NE(zero.table().find("ZeRO-1 1/N"), std::string::npos) << zero.table();
+}
+
 // A whole 256-rollout minibatch in one forward/backward needs ~1 MB of activations per token at this
 // shape: hundreds of GB, hence --micro-batch.
 TEST(MemoryPlan, WholeMinibatchOfTheHalfBillionModelNeedsMicroBatches) {

@@ -63,6 +63,10 @@ public:
         nccl_check(ncclAllGather(in, out, chunk, ncclFloat, comm_, stream_), "ncclAllGather");
         sync();
     }
+    void all_gather_bf16(const void* in, void* out, size_t chunk) override {
+        nccl_check(ncclAllGather(in, out, chunk, ncclBfloat16, comm_, stream_), "ncclAllGather");
+        sync();
+    }
     void broadcast(void* d, size_t bytes, int root) override {
         nccl_check(ncclBroadcast(d, d, bytes, ncclChar, root, comm_, stream_), "ncclBroadcast");
         sync();

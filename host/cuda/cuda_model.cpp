@@ -5,12 +5,16 @@
 //   AdamW moments; fp32 math everywhere. The pre-norm residual adds are fused with the next RMSNorm.
 //   The LM head + cross-entropy never holds the whole batch's logits (cuda/cross_entropy.cuh).
 //
-// Memory: one device allocation for everything per parameter (bf16 weights, fp32 master, grads,
-// m, v) and one for the activations of the current (B, T), carved into named pointers.
+// Memory: one device allocation for the bf16 weights and fp32 gradients, one each for the fp32
+// master weights and AdamW moments (made when training first needs them: until then the host copy
+// of the weights is the master), and one for the activations of the current (B, T), carved into
+// named pointers. Under ZeRO-1 (shard_optimizer) master and moments are only this rank's slice:
+// 18 -> 6 + 12/world bytes per parameter, never the full size first.
 // The CPU backend and this one are compared in tests/test_cuda_model.cpp.
 #ifdef RUSCA_CUDA
 #include <nvtx3/nvToolsExt.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -89,6 +93,10 @@ struct LayerActs {
 // one-off large call does not starve later cudaMallocs (the KV pool, another engine).
 constexpr uint64_t kPoolKeepBytes = 1ull << 30;
 
+// Elements past the last parameter in the weight and gradient buffers: ZeRO-1's collectives work on
+// the flat array zero-padded to world * chunk (fewer than world extra elements), in place.
+constexpr size_t kShardPad = 4096;
+
 class CudaModel final : public Model {
 public:
     CudaModel(const ModelConfig& c, bool frozen) : Model(c), frozen_(frozen), host_params_(layout.total) {
@@ -100,18 +108,15 @@ public:
         CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
         // Our own non-blocking stream: the legacy default stream would serialize with every engine.
         CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-        const size_t n = layout.total;
+        const size_t n = layout.total, np = n + kShardPad;
         // A frozen model (the RL reference) holds only what its forward reads.
-        params_arena_.reset(Arena::padded(n * sizeof(bf16)) + (frozen ? 0 : 4 * Arena::padded(n * sizeof(float))));
-        w_ = params_arena_.take<bf16>(n);
+        params_arena_.reset(Arena::padded(np * sizeof(bf16)) + (frozen ? 0 : Arena::padded(np * sizeof(float))));
+        w_ = params_arena_.take<bf16>(np);
+        CUDA_CHECK(cudaMemset(w_, 0, np * sizeof(bf16)));
         if (frozen) return;
-        master_ = params_arena_.take<float>(n);
-        grads_ = params_arena_.take<float>(n);
-        m_ = params_arena_.take<float>(n);
-        v_ = params_arena_.take<float>(n);
-        CUDA_CHECK(cudaMemset(m_, 0, n * sizeof(float)));
-        CUDA_CHECK(cudaMemset(v_, 0, n * sizeof(float)));
-        CUDA_CHECK(cudaMemset(grads_, 0, n * sizeof(float)));
+        grads_ = params_arena_.take<float>(np);
+        CUDA_CHECK(cudaMemset(grads_, 0, np * sizeof(float)));
+        shard_.chunk = shard_.hi = n;
     }
     ~CudaModel() override {
         try {
@@ -131,28 +136,42 @@ public:
         CUDA_CHECK(cudaMemcpy(host_grads_.data(), grads_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
         return host_grads_.data();
     }
+    // The master weights and moments are the shard's [lo, hi) (all of them unless sharded).
     void upload_params() override {
         const size_t n = layout.total;
         std::vector<uint16_t> w(n);
         for (size_t i = 0; i < n; i++) w[i] = f32_to_bf16(host_params_[i]);
-        if (!frozen_) CUDA_CHECK(cudaMemcpy(master_, host_params_.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+        if (master_)
+            CUDA_CHECK(cudaMemcpy(master_, host_params_.data() + shard_.lo, shard_size() * sizeof(float),
+                                  cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(w_, w.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
     }
     void download_params() override {
-        if (frozen_) return;  // the host copy is what was uploaded
-        CUDA_CHECK(cudaMemcpy(host_params_.data(), master_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
+        if (!master_) return;  // not trained yet: the host copy is what was uploaded
+        CUDA_CHECK(cudaMemcpy(host_params_.data() + shard_.lo, master_, shard_size() * sizeof(float),
+                              cudaMemcpyDeviceToHost));
     }
     void upload_optimizer(const AdamW& adam) override {
-        CUDA_CHECK(cudaMemcpy(m_, adam.m.data(), layout.total * sizeof(float), cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(v_, adam.v.data(), layout.total * sizeof(float), cudaMemcpyHostToDevice));
+        check(adam.m.size() == shard_size() && adam.v.size() == shard_size(),
+              "upload_optimizer: moments of another size than this model's shard (a rusca bug)");
+        moments();
+        CUDA_CHECK(cudaMemcpy(m_, adam.m.data(), shard_size() * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(v_, adam.v.data(), shard_size() * sizeof(float), cudaMemcpyHostToDevice));
     }
     void download_optimizer(AdamW& adam) override {
-        CUDA_CHECK(cudaMemcpy(adam.m.data(), m_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
-        CUDA_CHECK(cudaMemcpy(adam.v.data(), v_, layout.total * sizeof(float), cudaMemcpyDeviceToHost));
+        adam.m.resize(shard_size()), adam.v.resize(shard_size());
+        if (!m_) {  // no step or restore yet: the moments are zero
+            std::fill(adam.m.begin(), adam.m.end(), 0.0f), std::fill(adam.v.begin(), adam.v.end(), 0.0f);
+            return;
+        }
+        CUDA_CHECK(cudaMemcpy(adam.m.data(), m_, shard_size() * sizeof(float), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(adam.v.data(), v_, shard_size() * sizeof(float), cudaMemcpyDeviceToHost));
     }
+    bool shard_optimizer(const ParamShard& shard, const AdamW& adam) override;
+    float sharded_step(Comm* device_comm, Comm& host_comm, float scale, AdamW& adam, float lr) override;
     void zero_grad() override {
         check(!frozen_, "a frozen model has no gradients (a rusca bug)");
-        CUDA_CHECK(cudaMemsetAsync(grads_, 0, layout.total * sizeof(float), stream_));
+        CUDA_CHECK(cudaMemsetAsync(grads_, 0, (layout.total + kShardPad) * sizeof(float), stream_));
     }
     long counted_tokens() const override { return counted_; }
 
@@ -190,12 +209,34 @@ private:
     void logprobs_to(float* out, const GrpoBatch& b, double temperature);
     class Ops;  // the op table host/graph.h runs on: the CUDA ops over these buffers
     void zero(void* p, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_)); }
-
+    size_t shard_size() const { return shard_.hi - shard_.lo; }
+    // The master weights (from the host copy) and the AdamW moments (zero), made on first use: a
+    // model that is never trained holds neither.
+    void master() {
+        if (master_) return;
+        master_ = ensure_size(master_buf_, std::max<size_t>(shard_size(), 1));  // a last rank's shard may be empty
+        CUDA_CHECK(cudaMemcpy(master_, host_params_.data() + shard_.lo, shard_size() * sizeof(float),
+                              cudaMemcpyHostToDevice));
+    }
+    void moments() {
+        if (m_) return;
+        const size_t n = std::max<size_t>(shard_size(), 1);
+        m_ = ensure_size(m_buf_, n), v_ = ensure_size(v_buf_, n);
+        CUDA_CHECK(cudaMemset(m_, 0, shard_size() * sizeof(float)));
+        CUDA_CHECK(cudaMemset(v_, 0, shard_size() * sizeof(float)));
+    }
+    // Clip + AdamW over the parameters [shard_.lo, shard_.hi) from their gradients at `g` (grads_ +
+    // lo: where optimizer_step and the reduce-scatter leave them), given the global norm; tensor by
+    // tensor where the shard cuts them (weight decay is per tensor). Writes the bf16 weights too.
+    void adamw_shard(const float* g, float norm, AdamW& adam, float lr);
     const bool frozen_;
     cudaStream_t stream_ = nullptr;
     Arena params_arena_, acts_arena_;
-    bf16* w_ = nullptr;  // bf16 weights the kernels read
-    float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
+    bf16* w_ = nullptr;         // bf16 weights the kernels read (+ kShardPad)
+    float* grads_ = nullptr;    // fp32 weight gradients (+ kShardPad)
+    ParamShard shard_;          // whose master weights and moments this model keeps: all, or ZeRO-1's slice
+    cuda::DeviceBuffer<float> master_buf_, m_buf_, v_buf_;
+    float *master_ = nullptr, *m_ = nullptr, *v_ = nullptr;  // fp32, shard_size() each
     std::vector<float> host_params_, host_grads_, host_hidden_;
     cuda::DeviceBuffer<float> grpo_f_;  // adv, old_logp, ref_logp, mask [4, N] of the last GRPO batch
     cuda::DeviceBuffer<int> grpo_seq_;  // seq [N]
@@ -509,18 +550,69 @@ cpu::GrpoLossStats CudaModel::grpo_loss_backward(const GrpoBatch& b, const cpu::
 float CudaModel::optimizer_step(AdamW& adam, float lr) {
     Range range("optimizer_step");
     check(!frozen_, "a frozen model cannot be trained (a rusca bug)");
-    const size_t n = layout.total;
-    const float norm = float(std::sqrt(cuda::sum_squares(grads_, n, stream_)));
-    if (!std::isfinite(norm)) return norm;  // nothing updated, as AdamW::step
+    check(shard_.world == 1 && shard_size() == layout.total, "optimizer_step on a sharded optimizer (a rusca bug)");
+    const float norm = float(std::sqrt(cuda::sum_squares(grads_, layout.total, stream_)));
+    if (std::isfinite(norm)) adamw_shard(grads_, norm, adam, lr);  // else nothing updated, as AdamW::step
+    return norm;
+}
+
+void CudaModel::adamw_shard(const float* g, float norm, AdamW& adam, float lr) {
+    master();
+    moments();
+    const size_t lo = shard_.lo, hi = shard_.hi;
     if (adam.cfg.grad_clip > 0) {
         const float coef = adam.cfg.grad_clip / (norm + 1e-6f);
-        if (coef < 1.0f) cuda::scale(grads_, n, coef, stream_);
+        if (coef < 1.0f) cuda::scale(grads_ + lo, hi - lo, coef, stream_);
     }
     adam.t++;
-    for (const ParamInfo& p : layout.tensors)
-        cuda::adamw_update(master_ + p.offset, grads_ + p.offset, m_ + p.offset, v_ + p.offset, p.numel, lr,
-                           adam.cfg.beta1, adam.cfg.beta2, adam.cfg.eps, p.decay ? adam.cfg.weight_decay : 0.0f, adam.t,
-                           w_ + p.offset, stream_);
+    for (const ParamInfo& p : layout.tensors) {
+        const size_t a = std::max(lo, p.offset), b = std::min(hi, p.offset + p.numel);
+        if (a >= b) continue;
+        cuda::adamw_update(master_ + (a - lo), g + (a - lo), m_ + (a - lo), v_ + (a - lo), b - a, lr, adam.cfg.beta1,
+                           adam.cfg.beta2, adam.cfg.eps, p.decay ? adam.cfg.weight_decay : 0.0f, adam.t, w_ + a,
+                           stream_);
+    }
+}
+
+bool CudaModel::shard_optimizer(const ParamShard& shard, const AdamW& adam) {
+    check(!frozen_, "a frozen model has no optimizer to shard (a rusca bug)");
+    const size_t n = layout.total;
+    check(size_t(shard.world) * shard.chunk >= n && size_t(shard.world) * shard.chunk <= n + kShardPad &&
+              shard.lo <= shard.hi && shard.hi <= n && adam.m.size() == n && adam.v.size() == n,
+          "shard_optimizer: a shard that does not fit this model, or moments already sharded (a rusca bug)");
+    // The caller's host copy (params(), as a load or a restore wrote it) is the master: the slice
+    // comes from there. Free the full-size buffers first: the point is the memory.
+    master_buf_ = cuda::DeviceBuffer<float>(), m_buf_ = cuda::DeviceBuffer<float>(), v_buf_ = cuda::DeviceBuffer<float>();
+    master_ = m_ = v_ = nullptr;
+    shard_ = shard;
+    master();
+    moments();
+    CUDA_CHECK(cudaMemcpy(m_, adam.m.data() + shard.lo, shard_size() * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(v_, adam.v.data() + shard.lo, shard_size() * sizeof(float), cudaMemcpyHostToDevice));
+    return true;
+}
+
+float CudaModel::sharded_step(Comm* device_comm, Comm& host_comm, float scale, AdamW& adam, float lr) {
+    Range range("sharded_step");
+    check(!frozen_ && (device_comm || shard_.world == 1), "sharded_step: no communicator for its ranks (a rusca bug)");
+    const size_t own = size_t(shard_.rank) * shard_.chunk;  // this rank's slice in the padded array
+    if (scale != 1.0f) cuda::scale(grads_, layout.total, scale, stream_);
+    if (device_comm) {
+        // The communicator runs on its own stream (and synchronizes it before returning): the
+        // backward and scaling queued on ours must be done first. In place: the sums land at own.
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        device_comm->reduce_scatter(grads_, grads_ + own, shard_.chunk);
+    }
+    // Slice [lo, hi) of the parameters starts at own too, or is empty.
+    double sq = shard_size() ? cuda::sum_squares(grads_ + shard_.lo, shard_size(), stream_) : 0.0;
+    host_comm.all_reduce(&sq, 1, ReduceOp::Sum);
+    const float norm = float(std::sqrt(sq));
+    if (!std::isfinite(norm)) return norm;  // every rank saw the same norm: all skip
+    adamw_shard(grads_ + shard_.lo, norm, adam, lr);
+    if (device_comm) {
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        device_comm->all_gather_bf16(w_ + own, w_, shard_.chunk);
+    }
     return norm;
 }
 
