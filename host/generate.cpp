@@ -5,6 +5,7 @@
 #include <map>
 
 #include "error.h"
+#include "parallel.h"
 
 namespace rusca {
 
@@ -76,23 +77,22 @@ std::vector<std::vector<Completion>> generate(const CpuInference& model, const s
     }
     std::vector<std::vector<int>> distinct;
     for (auto& kv : prefills) distinct.push_back(kv.first);
-#pragma omp parallel for schedule(dynamic)
-    for (size_t i = 0; i < distinct.size(); i++) {
+    parallel_for(distinct.size(), [&](size_t i) {
         auto& slot = prefills.at(distinct[i]);
         std::vector<float> hidden(model.config.hidden_size);
         slot.second.resize(model.config.vocab_size);
         model.extend(nullptr, slot.first, distinct[i].data(), int(distinct[i].size()), hidden.data(), slot.second.data());
-    }
+    });
     for (size_t r = 0; r < rollouts.size(); r++) {
         auto& slot = prefills.at(keys[r]);
         rollouts[r].prefix = &slot.first, rollouts[r].first_logits = &slot.second;
     }
     std::vector<std::vector<Completion>> out(groups.size());
     for (size_t g = 0; g < groups.size(); g++) out[g].resize(groups[g].prefixes.size());
-#pragma omp parallel for schedule(dynamic)
-    for (size_t r = 0; r < rollouts.size(); r++)
+    parallel_for(rollouts.size(), [&](size_t r) {
         out[rollouts[r].group][rollouts[r].index] =
             decode(model, rollouts[r], rollout_rng_id(opt, r, rollouts[r].group, rollouts[r].index), opt);
+    });
     return out;
 }
 

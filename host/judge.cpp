@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "parallel.h"
 #include "template_file.h"
 
 namespace rusca {
@@ -86,8 +87,7 @@ std::vector<std::vector<Verdict>> Judge::judge(const std::vector<JudgeItem>& ite
         }
     }
     std::vector<std::vector<Verdict>> out(items.size());
-#pragma omp parallel for schedule(dynamic)
-    for (size_t i = 0; i < items.size(); i++) {
+    parallel_for(items.size(), [&](size_t i) {
         std::vector<float> hidden(model_.config.hidden_size);
         KvCache shared;
         model_.extend(nullptr, shared, prefixes[i].data(), int(prefixes[i].size()), hidden.data(), nullptr);
@@ -96,7 +96,7 @@ std::vector<std::vector<Verdict>> Judge::judge(const std::vector<JudgeItem>& ite
             model_.extend(&shared, own, s.data(), int(s.size()), hidden.data(), nullptr);
             out[i].push_back(verdict(hidden.data()));
         }
-    }
+    });
     return out;
 }
 

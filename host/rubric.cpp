@@ -84,10 +84,6 @@ std::vector<std::string> parse_check(const json& c, const std::string& at) {
 std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
     check(j.contains("rubrics") && j["rubrics"].is_array() && !j["rubrics"].empty(),
           where + "field \"rubrics\" must be a non-empty list");
-    // The judge asks one question per criterion per rollout: more than this is a broken file.
-    check(j["rubrics"].size() <= kMaxCriteria, where + "field \"rubrics\" has " + std::to_string(j["rubrics"].size()) +
-                                                   " criteria, more than the " + std::to_string(kMaxCriteria) +
-                                                   " rusca accepts per prompt");
     std::vector<Criterion> out;
     for (const json& c : j["rubrics"]) {
         const std::string at = where + "rubrics[" + std::to_string(out.size()) + "]";
@@ -106,9 +102,24 @@ std::vector<Criterion> parse_rubrics(const json& j, const std::string& where) {
 }  // namespace
 
 RubricExample parse_rubric_line(const std::string& line, const std::string& where, long lineno, bool need_rubrics) {
+    // The judge asks one question per criterion per rollout: more than kMaxCriteria is a broken file,
+    // refused while parsing (the parser's events count the rubrics list's items), before a line of a
+    // million criteria is built into a document.
+    std::string key;
+    size_t criteria = 0;
+    auto count = [&](int depth, json::parse_event_t ev, json& parsed) {
+        using E = json::parse_event_t;
+        if (depth == 1 && ev == E::key) key = parsed.get<std::string>();
+        else if (depth == 2 && key == "rubrics" && (ev == E::object_start || ev == E::array_start || ev == E::value) &&
+                 ++criteria > kMaxCriteria)
+            throw Error(where + "field \"rubrics\" has more than " + std::to_string(kMaxCriteria) +
+                        " criteria, the most rusca accepts per prompt (refused at criterion " +
+                        std::to_string(criteria) + ")");
+        return true;
+    };
     json j;
     try {
-        j = json::parse(line);
+        j = json::parse(line, count);
     } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1E999
         throw Error(where + "invalid JSON (" + e.what() + ")");
     }

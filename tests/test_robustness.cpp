@@ -3,11 +3,13 @@
 // is allocated; a wrongly typed JSON field is a rusca error, not an abort; a save that hits a
 // file-size limit (a full disk) fails clearly and leaves the previous checkpoint and `latest` intact.
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include "host/config.h"
 #include "host/fileio.h"
 #include "host/json_util.h"
+#include "host/parallel.h"
 #include "host/params.h"
 #include "host/rubric.h"
 #include "host/safetensors.h"
@@ -122,7 +125,19 @@ TEST(Robustness, RubricCriteriaAreCapped) {
     std::string rubrics;
     for (int i = 0; i < 1001; i++) rubrics += std::string(i ? "," : "") + R"({"criterion": "c", "points": 1})";
     const std::string line = R"({"prompt": "q", "rubrics": [)" + rubrics + "]}";
-    expect_error([&] { parse_rubric_line(line, "r.jsonl:1: ", 1, true); }, {"r.jsonl:1: ", "1001 criteria", "1000"});
+    expect_error([&] { parse_rubric_line(line, "r.jsonl:1: ", 1, true); },
+                 {"r.jsonl:1: ", "more than 1000 criteria", "criterion 1001"});
+    // A million (32 MB, under the line cap) is refused at the 1001st, before the rest is parsed: the
+    // line ends in broken JSON, which a parser that went on would have reported instead.
+    std::string huge = R"({"prompt": "q", "rubrics": [)";
+    for (int i = 0; i < 1000000; i++) huge += std::string(i ? "," : "") + R"({"criterion": "c", "points": 1})";
+    huge += ", @@@";
+    expect_error([&] { parse_rubric_line(huge, "r.jsonl:1: ", 1, true); }, {"criterion 1001"});
+    // The list elsewhere in the line (prompt turns, tags) is not counted.
+    std::string many_tags;
+    for (int i = 0; i < 2000; i++) many_tags += std::string(i ? "," : "") + "\"t\"";
+    EXPECT_EQ(parse_rubric_line(R"({"prompt": "q", "example_tags": [)" + many_tags + R"(], "rubrics": [{"criterion": "c", "points": 1}]})",
+                                "r.jsonl:1: ", 1, true).example_tags.size(), 2000u);
     // points that would wrap to a negative int64 are not integers we accept
     expect_error([] { parse_rubric_line(R"({"prompt": "q", "rubrics": [{"criterion": "c", "points": 18446744073709551615}]})",
                                         "r.jsonl:1: ", 1, true); },
@@ -174,4 +189,19 @@ TEST(Robustness, KillLoopQuick) {
     unlink(out);
     EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << text;
     EXPECT_NE(text.find("kill_loop: OK"), std::string::npos) << text;
+}
+
+// A body that throws inside an OpenMP loop would end the process (std::terminate); parallel_for
+// hands the error to the caller after the other iterations ran.
+TEST(Robustness, ExceptionInAParallelLoopReachesTheCaller) {
+    std::vector<int> ran(200, 0);
+    expect_error(
+        [&] {
+            parallel_for(ran.size(), [&](size_t i) {
+                ran[i] = 1;
+                check(i % 50 != 7, "item " + std::to_string(i) + " is bad");
+            });
+        },
+        {"is bad"});
+    EXPECT_EQ(std::count(ran.begin(), ran.end(), 1), 200);
 }
