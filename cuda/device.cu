@@ -35,7 +35,7 @@ int current_gpu() {
 
 void use_gpu(int index) { CUDA_CHECK(cudaSetDevice(index)); }
 
-std::vector<GpuInfo> list_gpus(std::string* why_none) {
+std::vector<GpuInfo> list_gpus(std::string* why_none, GpuFree free) {
     std::vector<GpuInfo> gpus;
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
@@ -53,8 +53,12 @@ std::vector<GpuInfo> list_gpus(std::string* why_none) {
         g.index = i;
         g.name = prop.name;
         g.cc_major = prop.major, g.cc_minor = prop.minor, g.sm_count = prop.multiProcessorCount;
-        CUDA_CHECK(cudaSetDevice(i));
-        CUDA_CHECK(cudaMemGetInfo(&g.free_bytes, &g.total_bytes));
+        g.total_bytes = prop.totalGlobalMem;
+        if (free == GpuFree::kAll || (free == GpuFree::kCurrent && i == current)) {
+            CUDA_CHECK(cudaSetDevice(i));
+            CUDA_CHECK(cudaMemGetInfo(&g.free_bytes, &g.total_bytes));
+            g.free_known = true;
+        }
         gpus.push_back(g);
     }
     CUDA_CHECK(cudaSetDevice(current));  // the query changes nothing: a rank keeps its GPU

@@ -39,7 +39,7 @@ void add_info_command(CLI::App& app) {
         std::printf("rusca build: CPU backend (fp32, OpenMP, %d threads)%s%s\n", omp_get_max_threads(),
                     cuda_built() ? " + " : "; CUDA not built", cuda_built() ? cuda_backend_name() : "");
         std::string why;
-        std::vector<GpuInfo> gpus = list_gpus(&why);
+        std::vector<GpuInfo> gpus = list_gpus(&why, GpuFree::kAll);  // one process: contexts are harmless
         if (gpus.empty()) std::printf("GPUs: none (%s)\n", why.c_str());
         for (const GpuInfo& g : gpus)
             std::printf("GPU %d: %s, compute capability %d.%d, %d SMs, %.1f GiB total, %.1f GiB free\n", g.index,

@@ -7,7 +7,7 @@ namespace rusca {
 bool cuda_built() { return false; }
 const char* cuda_backend_name() { return "none"; }
 
-std::vector<GpuInfo> list_gpus(std::string* why_none) {
+std::vector<GpuInfo> list_gpus(std::string* why_none, GpuFree) {
     if (why_none) *why_none = "this rusca was built without CUDA (nvcc was not found at build time)";
     return {};
 }

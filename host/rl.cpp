@@ -275,7 +275,7 @@ MemoryPlan plan_device_memory(const RlOptions& o, const std::vector<RubricExampl
         const std::string judged = jt.prefix + render_conversation(ex.prompt) + jt.suffix + longest_criterion;
         if (judge_tok) s.max_judge_tokens = std::max(s.max_judge_tokens, int(judge_tok->encode(judged).size()) + 2 * o.max_new_tokens);
     }
-    const std::vector<GpuInfo> gpus = list_gpus();
+    const std::vector<GpuInfo> gpus = list_gpus(nullptr, GpuFree::kCurrent);
     size_t budget = gpus.empty() ? 0 : gpus[size_t(current_gpu())].free_bytes;
     if (o.memory_budget_gb > 0) budget = std::min(budget, size_t(o.memory_budget_gb * double(1ull << 30)));
     const ModelConfig policy = load_config(o.policy + "/config.json");

@@ -34,6 +34,15 @@ TEST(CudaCommon, DeviceQueryMatchesRuntime) {
     ASSERT_EQ(int(gpus.size()), count);
     EXPECT_GT(gpus[0].total_bytes, size_t(1) << 30);
     EXPECT_GT(gpus[0].sm_count, 0);
+    // Free memory (a context on that GPU) only where asked: by default nowhere, then the current one.
+    for (const GpuInfo& g : gpus) EXPECT_FALSE(g.free_known) << g.index;
+    const std::vector<GpuInfo> cur = list_gpus(nullptr, GpuFree::kCurrent);
+    for (const GpuInfo& g : cur) {
+        EXPECT_EQ(g.free_known, g.index == current_gpu()) << g.index;
+        if (!g.free_known) continue;
+        EXPECT_GT(g.free_bytes, 0u);
+        EXPECT_LE(g.free_bytes, g.total_bytes);
+    }
 }
 
 TEST(CudaCommon, DeviceBufferRoundTripsAndPoisons) {
