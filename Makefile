@@ -155,7 +155,8 @@ emu-asan:
 	OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 $(BUILD)/emu-asan/rusca_emu_tests --gtest_filter='$(SAN_TESTS)'
 
 # libFuzzer targets (tests/fuzz/README.md): clang, AddressSanitizer + UBSan, CPU sources only.
-# make fuzz FUZZ_SECONDS=60 runs each target that long on its corpus (new inputs go to build/fuzz/).
+# make fuzz FUZZ_SECONDS=60 runs each target that long on its corpus (new inputs go to build/fuzz/);
+# FUZZ_RUNS=10000000 stops a target at that many executions if that comes first (issue 13's bar).
 include tests/fuzz/fuzz.mk
 
 ifneq ($(CUDA_INC),)

@@ -40,6 +40,6 @@ fuzz-no-clang:
 	@echo "make fuzz: $(FUZZ_CXX) not found (libFuzzer needs clang: sudo apt-get install clang)" >&2; exit 1
 
 fuzz: fuzz-bins
-	@tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
